@@ -1,0 +1,245 @@
+/** The `countersign` command: a thin layer that parses flags and calls the libraries. */
+
+import { DEFAULT_PORT } from '@countersign/server';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { agentAdd, agentList, agentSuspend } from './commands/agent.js';
+import { auditVerify } from './commands/audit.js';
+import { demoCommand } from './commands/demo.js';
+import { initHome } from './commands/init.js';
+import { policyValidate } from './commands/policy.js';
+import { clientFor, requestCommand } from './commands/request.js';
+import { serveCommand } from './commands/serve.js';
+import { resolveHome, serverUrl } from './home.js';
+import { printJson, reportError } from './output.js';
+
+function wholeNumber(max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^[0-9]+$/.test(value) || n > max)
+      throw new InvalidArgumentError(`expected a whole number from 0 to ${max}`);
+    return n;
+  };
+}
+
+export function buildProgram(exit: { code: number }): Command {
+  const program = new Command('countersign')
+    .description('Countersign: an access checkpoint for AI agents')
+    .showHelpAfterError()
+    .exitOverride();
+  const home = new Option('--dir <dir>', 'data directory (default: $COUNTERSIGN_HOME or .countersign)');
+  const server = new Option(
+    '--server <url>',
+    'Countersign server (default: $COUNTERSIGN_URL or http://localhost:8787)',
+  );
+
+  program
+    .command('init')
+    .description('create a data directory: config, example policies, schema, catalog, signing key')
+    .addOption(home)
+    .option('--dev', 'mark the data directory as dev mode', false)
+    .action(async (o: { dir?: string; dev: boolean }) => {
+      const dir = resolveHome(o.dir);
+      const { created, existed } = await initHome({ home: dir, dev: o.dev });
+      if (existed) {
+        process.stderr.write(`${dir} is already initialised (countersign.yaml exists); nothing changed\n`);
+        return;
+      }
+      process.stdout.write(`initialised ${dir}\n${created.map((f) => `  ${f}`).join('\n')}\n`);
+      process.stdout.write('review policies/ and catalog.yaml, then run `countersign serve`\n');
+    });
+
+  program
+    .command('serve')
+    .description('run the server')
+    .addOption(home)
+    .addOption(
+      new Option('--port <port>', 'port')
+        .argParser(wholeNumber(65535))
+        .default(Number(process.env.PORT ?? DEFAULT_PORT)),
+    )
+    .option('--host <host>', 'address to listen on', process.env.HOST ?? 'localhost')
+    .option('--issuer <url>', 'external URL (the audience agents sign for)')
+    .option('--dev', 'dev mode: initialise the data directory with examples if it is empty', false)
+    .action(async (o: { dir?: string; port: number; host: string; issuer?: string; dev: boolean }) => {
+      const running = await serveCommand({
+        home: resolveHome(o.dir),
+        port: o.port,
+        host: o.host,
+        dev: o.dev,
+        ...(o.issuer ? { issuer: o.issuer } : {}),
+      });
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          process.stderr.write('stopping\n');
+          running.close().then(resolve, resolve);
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+    });
+
+  const agent = program.command('agent').description('manage agents (acts on the local data directory)');
+  agent
+    .command('add <id>')
+    .description('register an agent; without --public-key, generate its Ed25519 key pair')
+    .requiredOption('--owner <team>', 'accountable owner (person or team)')
+    .option('--boundary <org>', 'tenant or organisation boundary', 'acme')
+    .option('--env <environment>', 'environment the agent runs in', 'production')
+    .option('--trust-tier <tier>', 'trust tier', 'standard')
+    .option('--public-key <file>', 'the agent’s public JWK (Ed25519)')
+    .addOption(home)
+    .action(
+      async (
+        id: string,
+        o: {
+          owner: string;
+          boundary: string;
+          env: string;
+          trustTier: string;
+          publicKey?: string;
+          dir?: string;
+        },
+      ) => {
+        const result = await agentAdd({
+          home: resolveHome(o.dir),
+          id,
+          owner: o.owner,
+          boundary: o.boundary,
+          env: o.env,
+          trustTier: o.trustTier,
+          ...(o.publicKey ? { publicKey: o.publicKey } : {}),
+        });
+        process.stdout.write(`registered agent ${result.id} (key thumbprint ${result.thumbprint})\n`);
+        if (result.keyFile)
+          process.stdout.write(`private key written to ${result.keyFile} (mode 0600): keep it secret\n`);
+      },
+    );
+  agent
+    .command('list')
+    .description('list registered agents')
+    .addOption(home)
+    .option('--json', 'print JSON', false)
+    .action(async (o: { dir?: string; json: boolean }) => {
+      const agents = await agentList(resolveHome(o.dir));
+      if (o.json) return printJson(agents.map(({ publicJwk: _k, ...a }) => a));
+      if (agents.length === 0)
+        return void process.stdout.write('no agents yet: `countersign agent add <id> --owner <team>`\n');
+      for (const a of agents) {
+        process.stdout.write(
+          `${a.status.padEnd(9)} ${a.id}  owner=${a.owner} boundary=${a.boundary} env=${a.environment}\n`,
+        );
+      }
+    });
+  agent
+    .command('suspend <id>')
+    .description('kill switch: suspend the agent, revoke its leases, cancel its pending reviews')
+    .option('--reason <text>', 'why')
+    .addOption(home)
+    .action(async (id: string, o: { reason?: string; dir?: string }) => {
+      const r = await agentSuspend(resolveHome(o.dir), id, o.reason);
+      process.stdout.write(
+        `suspended ${id}: ${r.revokedLeases} lease(s) revoked, ${r.cancelledRequests} pending request(s) cancelled\n`,
+      );
+    });
+
+  program
+    .command('request')
+    .description('ask for access as an agent (prints the decision as JSON)')
+    .requiredOption('--agent <id>', 'agent id')
+    .requiredOption('--key <file>', 'the agent’s private JWK file')
+    .requiredOption('--action <action>', 'e.g. read, write, export')
+    .requiredOption('--resource <uri>', 'e.g. postgres://staging/app/orders')
+    .requiredOption('--purpose <text>', 'why (shown to reviewers as the agent’s claim)')
+    .requiredOption('--task <id>', 'task id')
+    .option('--ticket <id>', 'ticket reference')
+    .option('--env <environment>', 'environment the agent says it acts in')
+    .addOption(new Option('--ttl <seconds>', 'credential lifetime wanted').argParser(wholeNumber(86400)))
+    .addOption(
+      new Option('--wait <seconds>', 'wait this long for a pending review').argParser(wholeNumber(3600)),
+    )
+    .addOption(server)
+    .action(async (o: Record<string, any>) => {
+      const answer = await requestCommand({ ...o, server: serverUrl(o.server) } as never);
+      printJson(answer);
+      if (answer.status !== 'allowed') exit.code = answer.status === 'pending' ? 3 : 2;
+    });
+
+  program
+    .command('task')
+    .description('tasks')
+    .command('complete <task-id>')
+    .description('complete a task: every lease it holds is revoked')
+    .requiredOption('--agent <id>', 'agent id')
+    .requiredOption('--key <file>', 'the agent’s private JWK file')
+    .addOption(server)
+    .action(async (taskId: string, o: { agent: string; key: string; server?: string }) => {
+      printJson(await clientFor(serverUrl(o.server), o.agent, o.key).completeTask(taskId));
+    });
+
+  program
+    .command('audit')
+    .description('audit chain')
+    .command('verify')
+    .description('verify the hash chain; exit 0 when intact, 1 naming the first broken event')
+    .addOption(home)
+    .action(async (o: { dir?: string }) => {
+      const result = await auditVerify(resolveHome(o.dir));
+      if (result.ok) {
+        process.stdout.write(`audit chain intact: ${result.count} events, head ${result.headHash}\n`);
+      } else {
+        process.stderr.write(
+          `audit chain BROKEN at event #${result.seq}${result.eventId ? ` (${result.eventId})` : ''}: ${result.reason}\n` +
+            `${result.count} events before it verified\n`,
+        );
+        exit.code = 1;
+      }
+    });
+
+  program
+    .command('policy')
+    .description('policies')
+    .command('validate')
+    .description('check the policy set against the Cedar schema')
+    .option('--policies <dir>', 'policy directory (default: the data directory’s)')
+    .option('--schema <file>', 'Cedar schema file')
+    .addOption(home)
+    .action((o: { policies?: string; schema?: string; dir?: string }) => {
+      const { dir, result } = policyValidate(resolveHome(o.dir), o.policies, o.schema);
+      if (result.ok) {
+        process.stdout.write(
+          `${result.policyCount} policies in ${dir} are valid; version ${result.version}\n`,
+        );
+      } else {
+        process.stderr.write(
+          `policy set in ${dir} is INVALID:\n${result.errors.map((e) => `  ${e}`).join('\n')}\n`,
+        );
+        exit.code = 1;
+      }
+    });
+
+  program
+    .command('demo')
+    .description('run a scripted agent against a running server (three outcomes, then task completion)')
+    .addOption(home)
+    .addOption(server)
+    .action(async (o: { dir?: string; server?: string }) => {
+      exit.code = await demoCommand({ home: resolveHome(o.dir), server: serverUrl(o.server) });
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const exit = { code: 0 };
+  const program = buildProgram(exit);
+  try {
+    await program.parseAsync(argv);
+    return exit.code;
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help')
+      return 0;
+    if (typeof code === 'string' && code.startsWith('commander.')) return 2;
+    return reportError(error);
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * The request digest: what a reviewer approves. SHA-256 over a domain-separation tag and the
+ * RFC 8785 (JCS) canonical JSON of every field that defines the decision (THREATS.md INV-4).
+ */
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
+import canonicalize from 'canonicalize';
+import { CountersignError } from './errors.js';
+
+/** Domain separation: a request digest can never be confused with another hash we make. */
+export const REQUEST_DIGEST_TAG = 'countersign/req/v1\0';
+/** Deepest nesting accepted anywhere we canonicalize; checked before recursion (THREATS.md E5). */
+export const MAX_JSON_DEPTH = 64;
+
+/** Depth of a parsed JSON value, iteratively, so hostile depth cannot overflow the stack. */
+export function jsonDepth(value: unknown, limit = Number.POSITIVE_INFINITY): number {
+  let max = 0;
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (d > max) max = d;
+    if (max > limit) return max;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, d + 1]);
+  }
+  return max;
+}
+
+/** RFC 8785 canonical JSON, refusing what JCS cannot represent and anything too deep. */
+export function canonicalJson(value: unknown): string {
+  if (jsonDepth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) {
+    throw new CountersignError('CS_TOO_DEEP', `JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
+  }
+  let text: string | undefined;
+  try {
+    text = canonicalize(value);
+  } catch (error) {
+    throw new CountersignError(
+      'CS_INVALID_REQUEST',
+      `value cannot be canonicalized: ${(error as Error).message}`,
+    );
+  }
+  if (text === undefined) throw new CountersignError('CS_INVALID_REQUEST', 'value cannot be canonicalized');
+  return text;
+}
+
+export function sha256Hex(text: string): string {
+  return bytesToHex(sha256(utf8ToBytes(text)));
+}
+
+/** Hex SHA-256 of tag || JCS(value). */
+export function taggedDigest(tag: string, value: unknown): string {
+  return sha256Hex(tag + canonicalJson(value));
+}
+
+export function requestDigest(decisionFields: unknown): string {
+  return `sha256:${taggedDigest(REQUEST_DIGEST_TAG, decisionFields)}`;
+}

@@ -1,0 +1,98 @@
+// The Countersign domain. Explicit exports only: this list is the public surface.
+export { classifyAction, parseActionName } from './action.js';
+export {
+  type ActorType,
+  type AuditActor,
+  type AuditEvent,
+  type AuditEventInput,
+  auditEventBody,
+  auditEventHash,
+  type ChainVerification,
+  chainEvent,
+  GENESIS_HASH,
+  verifyAuditChain,
+} from './audit.js';
+export { type CatalogEntryInput, ResourceCatalog, UNCATALOGUED } from './catalog.js';
+export {
+  type CheckpointSettings,
+  decide,
+  OBLIGATION_ANNOTATIONS,
+  parseObligationAnnotations,
+} from './checkpoint.js';
+export {
+  canonicalJson,
+  jsonDepth,
+  MAX_JSON_DEPTH,
+  REQUEST_DIGEST_TAG,
+  requestDigest,
+  sha256Hex,
+  taggedDigest,
+} from './digest.js';
+export { parseDuration } from './duration.js';
+export {
+  CountersignError,
+  ERROR_CODES,
+  type ErrorCategory,
+  type ErrorCode,
+  isCountersignError,
+} from './errors.js';
+export type { Grant, IssuedCredential, Issuer } from './issuer-port.js';
+export type {
+  CedarValue,
+  Clock,
+  EvaluatedPolicy,
+  PolicyEngine,
+  PolicyEvaluation,
+  PolicyInput,
+} from './ports.js';
+export { systemClock } from './ports.js';
+export type { AccessRequestRecord, AgentRecord, LeaseRecord, LeaseStatus } from './records.js';
+export {
+  MAX_RESOURCE_LENGTH,
+  matchesPattern,
+  parsePattern,
+  parseResource,
+  type ResourceName,
+  type ResourcePattern,
+} from './resource.js';
+export { assessRisk, DEFAULT_RISK_SETTINGS, isTainted, type RiskSettings, type RiskWeights } from './risk.js';
+export type { LeaseSelector, ReadMethods, Store, StoreTx } from './store-port.js';
+export { hasBidiControls, hasInvisibleCharacters, isSuspiciousText } from './text.js';
+export {
+  ACTION_CLASSES,
+  type AccessRequestInput,
+  type ActionClass,
+  type Agent,
+  type AgentStatus,
+  type Decision,
+  type DeterminingPolicy,
+  type Obligations,
+  type Outcome,
+  type RequestStatus,
+  type ResourceFacts,
+  type RiskAssessment,
+  type RiskFactor,
+  SENSITIVITIES,
+  type Sensitivity,
+  TERMINAL_STATUSES,
+  type ToolCall,
+} from './types.js';
+export {
+  type RegisterAgentInput,
+  registerAgent,
+  suspendAgent,
+  validateAgentId,
+  validateName,
+} from './usecases/agents.js';
+export { completeTask } from './usecases/complete-task.js';
+export { consumeAssertion } from './usecases/consume-assertion.js';
+export type { Assertion, DomainContext, IdGenerator, RequestEvents } from './usecases/context.js';
+export { expireReview, expireReviews } from './usecases/expire-reviews.js';
+export { getAccessRequest } from './usecases/get-access-request.js';
+export { type LeaseState, leaseState, revokeLease } from './usecases/leases.js';
+export {
+  type AccessRequestResult,
+  type SubmitAccessRequestInput,
+  submitAccessRequest,
+} from './usecases/submit-access-request.js';
+export { withdrawAccessRequest } from './usecases/withdraw-access-request.js';

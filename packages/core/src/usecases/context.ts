@@ -1,0 +1,41 @@
+import type { ResourceCatalog } from '../catalog.js';
+import type { CheckpointSettings } from '../checkpoint.js';
+import type { Issuer } from '../issuer-port.js';
+import type { Clock, PolicyEngine } from '../ports.js';
+import type { RiskSettings } from '../risk.js';
+import type { Store } from '../store-port.js';
+
+/** Tells in-process waiters (long polls) that a request changed; called after commit. */
+export interface RequestEvents {
+  requestChanged(requestId: string): void;
+}
+
+export interface IdGenerator {
+  /** A new unique id with a readable prefix, e.g. `req_...`. */
+  next(prefix: string): string;
+}
+
+/** Everything a use case may touch. Built once by `createServer(config)`. */
+export interface DomainContext {
+  readonly store: Store;
+  readonly clock: Clock;
+  /** The current policy engine (hot reload swaps it; a decision reads it once). */
+  readonly policy: () => PolicyEngine;
+  readonly catalog: () => ResourceCatalog;
+  readonly issuer: Issuer;
+  readonly risk: RiskSettings;
+  readonly checkpoint: CheckpointSettings;
+  readonly ids: IdGenerator;
+  readonly events: RequestEvents;
+  /** Credential lifetime when the agent asks for none (seconds). */
+  readonly defaultTtlSeconds: number;
+  /** Action names mapped to classes beyond the built-in ones (`read`, `write`, ...). */
+  readonly actionClasses: Readonly<Record<string, string>>;
+}
+
+/** A verified one-time agent assertion, consumed in the same unit of work as its effect. */
+export interface Assertion {
+  readonly issuer: string;
+  readonly tokenId: string;
+  readonly expiresAt: number;
+}

@@ -1,0 +1,59 @@
+import type { AuditActor } from '../audit.js';
+import type { LeaseRecord } from '../records.js';
+import type { DomainContext } from './context.js';
+
+export type LeaseState =
+  | { readonly active: true; readonly lease: LeaseRecord }
+  | { readonly active: false; readonly lease: LeaseRecord | null; readonly why: string };
+
+/**
+ * Is this credential live right now? Checked at read time against TTL, revocation, task
+ * completion and the agent's status, so no sweeper delay matters (invariant 5).
+ */
+export async function leaseState({
+  ctx,
+  input,
+}: {
+  ctx: DomainContext;
+  input: { credentialId: string };
+}): Promise<LeaseState> {
+  return ctx.store.read(async (tx) => {
+    const lease = await tx.getLeaseByCredentialId(input.credentialId);
+    if (!lease) return { active: false, lease: null, why: 'unknown' };
+    if (lease.status !== 'active') return { active: false, lease, why: lease.revokeReason ?? 'revoked' };
+    if (lease.expiresAt <= ctx.clock.now()) return { active: false, lease, why: 'expired' };
+    const agent = await tx.getAgent(lease.agentId);
+    if (!agent || agent.status !== 'active') return { active: false, lease, why: 'agent_suspended' };
+    if (await tx.isTaskCompleted(lease.agentId, lease.taskId))
+      return { active: false, lease, why: 'task_completed' };
+    return { active: true, lease };
+  });
+}
+
+/** Revokes one lease (RFC 7009). Revoking a revoked or unknown lease is not an error. */
+export async function revokeLease({
+  ctx,
+  input,
+  actor,
+}: {
+  ctx: DomainContext;
+  input: { leaseId: string; reason: string };
+  actor: AuditActor;
+}): Promise<boolean> {
+  const now = ctx.clock.now();
+  return ctx.store.transaction(async (tx) => {
+    const revoked = await tx.revokeLeases({ leaseId: input.leaseId }, now, input.reason);
+    for (const lease of revoked) {
+      await tx.appendAudit(
+        {
+          type: 'lease.revoked',
+          actor,
+          requestId: lease.requestId,
+          data: { lease_id: lease.id, reason: input.reason },
+        },
+        now,
+      );
+    }
+    return revoked.length > 0;
+  });
+}

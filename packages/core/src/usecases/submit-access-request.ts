@@ -1,0 +1,260 @@
+/**
+ * submitAccessRequest: authenticate (done by the caller), normalize + digest, catalog, risk,
+ * checkpoint, then in ONE unit of work: consume the assertion, record the request, the
+ * decision and its audit events, and for an allow the lease. The credential is minted before
+ * the unit (signing is CPU work) but handed out only after it commits (invariant 1).
+ */
+import { classifyAction, parseActionName } from '../action.js';
+import { decide } from '../checkpoint.js';
+import { requestDigest, sha256Hex } from '../digest.js';
+import { CountersignError } from '../errors.js';
+import type { Grant, IssuedCredential } from '../issuer-port.js';
+import type { CedarValue, PolicyInput } from '../ports.js';
+import type { AccessRequestRecord, AgentRecord, LeaseRecord } from '../records.js';
+import { parseResource } from '../resource.js';
+import { assessRisk, isTainted } from '../risk.js';
+import type { AccessRequestInput, Decision, RequestStatus } from '../types.js';
+import { agentActor, requestSummary } from './audit-helpers.js';
+import { consumeAssertion } from './consume-assertion.js';
+import type { Assertion, DomainContext } from './context.js';
+
+export interface SubmitAccessRequestInput {
+  readonly agent: AgentRecord;
+  readonly assertion: Assertion;
+  readonly request: AccessRequestInput;
+  /** Canonical JSON of the body as received, hashed to recognise retries. */
+  readonly bodyCanonical: string;
+  readonly idempotencyKey: string | null;
+}
+
+export interface AccessRequestResult {
+  readonly record: AccessRequestRecord;
+  /** Present only in the answer that created the lease; never stored, never replayed. */
+  readonly credential: Readonly<Record<string, unknown>> | null;
+  /** True when an earlier request with the same idempotency key was returned. */
+  readonly replayed: boolean;
+}
+
+const OUTCOME_STATUS = { allow: 'allowed', deny: 'denied', review: 'pending' } as const satisfies Record<
+  Decision['outcome'],
+  RequestStatus
+>;
+
+function existingFor(record: AccessRequestRecord, bodyHash: string): AccessRequestResult {
+  if (record.bodyHash !== bodyHash) {
+    throw new CountersignError(
+      'CS_IDEMPOTENCY_MISMATCH',
+      'this Idempotency-Key was used for a different request',
+    );
+  }
+  return { record, credential: null, replayed: true };
+}
+
+export async function submitAccessRequest({
+  ctx,
+  input,
+}: {
+  ctx: DomainContext;
+  input: SubmitAccessRequestInput;
+}): Promise<AccessRequestResult> {
+  const { agent, request } = input;
+  const now = ctx.clock.now();
+  const bodyHash = sha256Hex(input.bodyCanonical);
+
+  if (input.idempotencyKey !== null) {
+    const earlier = await ctx.store.read((tx) =>
+      tx.findRequestByIdempotencyKey(agent.id, input.idempotencyKey!),
+    );
+    if (earlier) return existingFor(earlier, bodyHash);
+  }
+  if (await ctx.store.read((tx) => tx.isTaskCompleted(agent.id, request.intent.task_id))) {
+    throw new CountersignError('CS_TASK_COMPLETED', `task ${request.intent.task_id} is already complete`);
+  }
+
+  const action = parseActionName(request.action);
+  const actionClass = classifyAction(action, ctx.actionClasses);
+  const resource = parseResource(request.resource);
+  const facts = ctx.catalog().resolve(resource);
+  const risk = assessRisk({ agent, actionClass, facts, request }, ctx.risk);
+  const requestedTtl = request.ttl_seconds ?? ctx.defaultTtlSeconds;
+
+  const engine = ctx.policy();
+  const policyInput: PolicyInput = {
+    principal: {
+      id: agent.id,
+      attrs: {
+        owner: agent.owner,
+        boundary: agent.boundary,
+        environment: agent.environment,
+        trust_tier: agent.trustTier,
+      },
+    },
+    action: actionClass,
+    resource: {
+      id: resource.uri,
+      attrs: {
+        uri: resource.uri,
+        kind: resource.scheme,
+        sensitivity: facts.sensitivity,
+        environment: facts.environment,
+        owner: facts.owner,
+        boundary: facts.boundary,
+        catalogued: facts.pattern !== null,
+      },
+    },
+    // Only facts and scores: the agent's free text never reaches policy (THREATS.md INV-10).
+    context: {
+      action_name: action,
+      risk_score: risk.score,
+      risk_factors: risk.factors.map((f) => f.name) as CedarValue[],
+      cross_boundary: agent.boundary !== facts.boundary,
+      tainted: isTainted(request, ctx.risk),
+      ttl_seconds: requestedTtl,
+    },
+  };
+  const decision = decide(engine.evaluate(policyInput), engine.version, ctx.checkpoint);
+
+  const decisionFields = {
+    agent: { id: agent.id, owner: agent.owner, boundary: agent.boundary, environment: agent.environment },
+    action,
+    action_class: actionClass,
+    resource: resource.uri,
+    resource_facts: facts,
+    intent: request.intent,
+    context: request.context,
+    ttl_seconds: request.ttl_seconds ?? null,
+    policy_version: engine.version,
+  };
+  const digest = requestDigest(decisionFields);
+  const id = ctx.ids.next('req');
+
+  let issued: IssuedCredential | null = null;
+  let lease: LeaseRecord | null = null;
+  if (decision.outcome === 'allow') {
+    const ttl = Math.max(1, Math.min(requestedTtl, decision.obligations.maxTtlSeconds));
+    const grant: Grant = {
+      leaseId: ctx.ids.next('lease'),
+      requestId: id,
+      agentId: agent.id,
+      taskId: request.intent.task_id,
+      action,
+      resource: resource.uri,
+      audience: facts.audience,
+      requestDigest: digest,
+      issuedAt: now,
+      expiresAt: now + ttl * 1000,
+    };
+    issued = await ctx.issuer.issue(grant);
+    lease = {
+      id: grant.leaseId,
+      requestId: id,
+      agentId: agent.id,
+      taskId: grant.taskId,
+      kind: ctx.issuer.kind,
+      credentialId: issued.credentialId,
+      fingerprint: issued.fingerprint,
+      audience: grant.audience,
+      scope: issued.scope,
+      issuedAt: now,
+      expiresAt: grant.expiresAt,
+      status: 'active',
+      revokedAt: null,
+      revokeReason: null,
+    };
+  }
+
+  const record: AccessRequestRecord = {
+    id,
+    agentId: agent.id,
+    action,
+    resource: resource.uri,
+    taskId: request.intent.task_id,
+    status: OUTCOME_STATUS[decision.outcome],
+    digest,
+    canonical: JSON.stringify(decisionFields),
+    decision,
+    risk,
+    idempotencyKey: input.idempotencyKey,
+    bodyHash,
+    createdAt: now,
+    decidedAt: decision.outcome === 'review' ? null : now,
+    deadlineAt: decision.outcome === 'review' ? now + decision.obligations.deadlineSeconds * 1000 : null,
+    leaseId: lease?.id ?? null,
+  };
+
+  try {
+    await ctx.store.transaction(async (tx) => {
+      await consumeAssertion(tx, input.assertion);
+      await tx.insertRequest(record);
+      const actor = agentActor(agent);
+      await tx.appendAudit(
+        { type: 'access_request.received', actor, requestId: id, data: requestSummary(record) },
+        now,
+      );
+      await tx.appendAudit(
+        {
+          type: 'access_request.decided',
+          actor: { type: 'system', id: 'checkpoint' },
+          requestId: id,
+          data: {
+            outcome: decision.outcome,
+            determining_policies: decision.determiningPolicies.map((p) => p.id),
+            policy_version: decision.policyVersion,
+            risk_score: risk.score,
+            error_code: decision.errorCode,
+          },
+        },
+        now,
+      );
+      if (decision.outcome === 'review') {
+        await tx.appendAudit(
+          {
+            type: 'review.opened',
+            actor: { type: 'system', id: 'checkpoint' },
+            requestId: id,
+            data: {
+              reviewer_group: decision.obligations.reviewerGroup,
+              approvals: decision.obligations.approvals,
+              deadline_at: new Date(record.deadlineAt!).toISOString(),
+            },
+          },
+          now,
+        );
+      }
+      if (lease) {
+        await tx.insertLease(lease);
+        await tx.appendAudit(
+          {
+            type: 'lease.issued',
+            actor: { type: 'system', id: `issuer:${lease.kind}` },
+            requestId: id,
+            data: {
+              lease_id: lease.id,
+              kind: lease.kind,
+              credential_id: lease.credentialId,
+              fingerprint: lease.fingerprint,
+              audience: lease.audience,
+              expires_at: new Date(lease.expiresAt).toISOString(),
+            },
+          },
+          now,
+        );
+      }
+    });
+  } catch (error) {
+    // A concurrent retry with the same key won the insert: answer as that request did.
+    if (
+      input.idempotencyKey !== null &&
+      error instanceof CountersignError &&
+      error.code === 'CS_IDEMPOTENCY_IN_FLIGHT'
+    ) {
+      const earlier = await ctx.store.read((tx) =>
+        tx.findRequestByIdempotencyKey(agent.id, input.idempotencyKey!),
+      );
+      if (earlier) return existingFor(earlier, bodyHash);
+    }
+    throw error;
+  }
+  ctx.events.requestChanged(id);
+  return { record, credential: issued?.credential ?? null, replayed: false };
+}

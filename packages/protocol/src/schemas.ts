@@ -1,0 +1,67 @@
+/**
+ * Wire schemas, shared by the server, the SDK, the CLI and the console. Strict objects:
+ * unknown fields are refused (THREATS.md E7). Bounds are part of the contract (D4).
+ */
+import { z } from 'zod';
+
+export const LIMITS = {
+  bodyBytes: 64 * 1024,
+  jsonDepth: 64,
+  purpose: 4096,
+  summary: 1024,
+  modelOutput: 8192,
+  toolChain: 32,
+  identifier: 128,
+  resource: 512,
+  maxTtlSeconds: 86_400,
+  maxWaitSeconds: 60,
+} as const;
+
+// C0 controls other than tab, newline and carriage return, and DEL: never in agent text.
+const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/;
+// A lone UTF-16 surrogate cannot be encoded as UTF-8 or canonicalized (E6).
+const LONE_SURROGATE = /(?:[\uD800-\uDBFF](?![\uDC00-\uDFFF]))|(?:(?<![\uD800-\uDBFF])[\uDC00-\uDFFF])/;
+
+/** Free text: bounded, no control characters, well-formed Unicode. Bidi and invisible characters are kept and flagged. */
+export const text = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .refine((s) => !CONTROL.test(s), 'must not contain control characters')
+    .refine((s) => !LONE_SURROGATE.test(s), 'must be well-formed Unicode');
+
+/** Identifiers: ASCII, no spaces or controls (D3: no look-alikes). */
+export const identifier = z
+  .string()
+  .min(1)
+  .max(LIMITS.identifier)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:@/#+=-]*$/, 'must be ASCII letters, digits and . _ : @ / # + = -');
+
+export const ToolCallSchema = z.strictObject({
+  tool: identifier,
+  source: z.enum(['trusted', 'untrusted', 'unknown']).optional(),
+  summary: text(LIMITS.summary).optional(),
+});
+
+export const AccessRequestBodySchema = z.strictObject({
+  action: z.string().min(1).max(LIMITS.identifier),
+  resource: z.string().min(1).max(LIMITS.resource),
+  intent: z.strictObject({
+    purpose: text(LIMITS.purpose).min(1),
+    task_id: identifier,
+    ticket: identifier.optional(),
+  }),
+  context: z
+    .strictObject({
+      environment: identifier.optional(),
+      on_behalf_of: identifier.optional(),
+      tool_chain: z.array(ToolCallSchema).max(LIMITS.toolChain).optional(),
+      model_output: text(LIMITS.modelOutput).optional(),
+    })
+    .default({}),
+  ttl_seconds: z.number().int().min(1).max(LIMITS.maxTtlSeconds).optional(),
+});
+
+export type AccessRequestBody = z.infer<typeof AccessRequestBodySchema>;
+
+export const WaitQuerySchema = z.coerce.number().int().min(0).max(LIMITS.maxWaitSeconds);

@@ -1,0 +1,54 @@
+/** Wire shapes of answers. Field names are snake_case as in the OAuth RFCs. */
+
+export type RequestStatusWire = 'pending' | 'allowed' | 'denied' | 'expired' | 'withdrawn' | 'cancelled';
+
+export interface ErrorBody {
+  readonly error: {
+    readonly code: string;
+    readonly message: string;
+    readonly details?: Record<string, unknown>;
+  };
+}
+
+export interface AccessTokenCredential {
+  readonly type: 'access_token';
+  readonly access_token: string;
+  readonly token_type: 'Bearer';
+  readonly expires_at: string;
+  readonly lease_id: string;
+}
+
+export interface DecisionWire {
+  readonly outcome: 'allow' | 'deny' | 'review';
+  readonly determining_policies: ReadonlyArray<{ id: string; effect: 'permit' | 'forbid' }>;
+  readonly reasons: readonly string[];
+  readonly obligations: {
+    readonly max_ttl_seconds: number;
+    readonly approvals: number;
+    readonly reviewer_group: string | null;
+    readonly deadline_seconds: number;
+    readonly separation: readonly string[];
+  };
+  readonly risk: {
+    readonly score: number;
+    readonly factors: ReadonlyArray<{ name: string; weight: number; detail: string }>;
+  };
+  readonly policy_version: string;
+  readonly request_digest: string;
+  readonly error_code: string | null;
+}
+
+export interface AccessRequestWire {
+  readonly id: string;
+  readonly status: RequestStatusWire;
+  readonly agent_id: string;
+  readonly action: string;
+  readonly resource: string;
+  readonly task_id: string;
+  readonly created_at: string;
+  readonly decided_at: string | null;
+  readonly review: { readonly reviewer_group: string | null; readonly deadline_at: string } | null;
+  readonly lease_id: string | null;
+  readonly decision: DecisionWire;
+  readonly credential?: AccessTokenCredential;
+}

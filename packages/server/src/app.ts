@@ -1,0 +1,200 @@
+/**
+ * The composition root: `createServer(config)` is the one place that wires real adapters
+ * to the domain's ports. Routes stay thin: validate, call a use case, map errors.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  type Clock,
+  type CountersignError,
+  type DomainContext,
+  expireReviews,
+  type Issuer,
+  type PolicyEngine,
+  ResourceCatalog,
+  type Store,
+  systemClock,
+} from '@countersign/core';
+import { policyEngineFromDirectory } from '@countersign/policy';
+import { SqliteStore } from '@countersign/store';
+import { Hono } from 'hono';
+import pino from 'pino';
+import { loadCatalogFile, type ServerConfig } from './config.js';
+import { toWireError } from './errors.js';
+import type { AgentAuthenticator } from './identity/authenticator.js';
+import { PrivateKeyJwtAuthenticator } from './identity/private-key-jwt.js';
+import { accessTokenIssuer } from './issuers/access-token.js';
+import { loadSigningKey, type SigningKey } from './keys.js';
+import { createMetrics, type Metrics, timed, timedSync } from './metrics.js';
+import { agentRoutes } from './routes/agent.js';
+import { oauthRoutes } from './routes/oauth.js';
+import { wellKnownRoutes } from './routes/well-known.js';
+import { RequestWaiters } from './waiters.js';
+
+export interface ServerDeps {
+  readonly config: ServerConfig;
+  readonly ctx: DomainContext;
+  readonly authenticator: AgentAuthenticator;
+  readonly signingKey: SigningKey;
+  readonly metrics: Metrics;
+  readonly waiters: RequestWaiters;
+  readonly log: pino.Logger;
+  /** Why the server cannot decide right now, or null when ready. */
+  readonly unready: () => string | null;
+}
+
+export interface CountersignServer {
+  readonly app: Hono;
+  readonly deps: ServerDeps;
+  /** Starts background work (the review reaper). */
+  startBackground(): void;
+  close(): Promise<void>;
+}
+
+export interface ServerOverrides {
+  readonly clock?: Clock;
+  readonly store?: Store;
+  readonly logLevel?: pino.Level | 'silent';
+}
+
+export function newId(prefix: string): string {
+  return `${prefix}_${randomBytes(16).toString('base64url')}`;
+}
+
+function instrumentPolicy(engine: PolicyEngine, metrics: Metrics): PolicyEngine {
+  return {
+    version: engine.version,
+    evaluate: (input) => timedSync(metrics, 'cedar', () => engine.evaluate(input)),
+  };
+}
+
+function instrumentIssuer(issuer: Issuer, metrics: Metrics): Issuer {
+  return { kind: issuer.kind, issue: (grant) => timed(metrics, 'signing', () => issuer.issue(grant)) };
+}
+
+function instrumentStore(store: Store, metrics: Metrics): Store {
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop === 'transaction') {
+        return <T>(work: Parameters<Store['transaction']>[0]) =>
+          timed(metrics, 'commit', () => target.transaction(work) as Promise<T>);
+      }
+      const value = Reflect.get(target, prop, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+export async function createServer(
+  config: ServerConfig,
+  overrides: ServerOverrides = {},
+): Promise<CountersignServer> {
+  const log = pino({
+    level: overrides.logLevel ?? (process.env.COUNTERSIGN_LOG_LEVEL as pino.Level | undefined) ?? 'info',
+    // Invariant 7: no secret in logs, whatever a future log line tries to include.
+    redact: {
+      paths: ['req.headers.authorization', '*.access_token', '*.token', '*.password'],
+      censor: '[redacted]',
+    },
+  });
+  const clock = overrides.clock ?? systemClock;
+  const metrics = createMetrics();
+  const ids = { next: newId };
+  const rawStore = overrides.store ?? SqliteStore.open({ file: config.sqliteFile, ids });
+  const store = instrumentStore(rawStore, metrics);
+  const signingKey = await loadSigningKey(config.signingKeyFile);
+  const catalog = ResourceCatalog.from(loadCatalogFile(config.catalogFile), 'urn:countersign:uncatalogued');
+
+  // Fail closed (J1): a policy set that does not load leaves the server up but unready,
+  // and every decision a deny with CS_POLICY_ERROR.
+  let policyError: string | null = null;
+  let engine: PolicyEngine;
+  try {
+    engine = instrumentPolicy(policyEngineFromDirectory(config.policyDir, config.schemaFile), metrics);
+  } catch (error) {
+    policyError = (error as Error).message;
+    log.error({ err: policyError }, 'policy set failed to load: every request will be denied');
+    engine = {
+      version: 'unloaded',
+      evaluate: () => ({ kind: 'error', message: 'no valid policy set is loaded', policyIds: [] }),
+    };
+  }
+
+  const waiters = new RequestWaiters();
+  const ctx: DomainContext = {
+    store,
+    clock,
+    policy: () => engine,
+    catalog: () => catalog,
+    issuer: instrumentIssuer(accessTokenIssuer({ issuer: config.issuer, key: signingKey }), metrics),
+    risk: config.risk,
+    checkpoint: {
+      defaultMaxTtlSeconds: config.defaultMaxTtlSeconds,
+      defaultDeadlineSeconds: config.defaultDeadlineSeconds,
+      fallbackReviewGroup: config.fallbackReviewGroup,
+    },
+    ids,
+    events: waiters,
+    defaultTtlSeconds: config.defaultTtlSeconds,
+    actionClasses: config.actionClasses,
+  };
+  const authenticator = new PrivateKeyJwtAuthenticator({ store: rawStore, clock, audience: config.issuer });
+  const deps: ServerDeps = {
+    config,
+    ctx,
+    authenticator,
+    signingKey,
+    metrics,
+    waiters,
+    log,
+    unready: () => (policyError ? `policy set failed to load: ${policyError}` : null),
+  };
+
+  const app = new Hono();
+  app.use('*', async (c, next) => {
+    await next();
+    c.header('Cache-Control', 'no-store');
+    c.header('X-Content-Type-Options', 'nosniff');
+  });
+  app.onError((error, c) => {
+    const wire = toWireError(error);
+    if (wire.status >= 500) {
+      log.error(
+        {
+          err:
+            error instanceof Error
+              ? { message: error.message, code: (error as CountersignError).code }
+              : error,
+        },
+        'request failed',
+      );
+    }
+    if (wire.status === 503) metrics.failClosed.inc({ code: wire.body.error.code });
+    return c.json(wire.body, wire.status);
+  });
+  app.notFound((c) => c.json({ error: { code: 'CS_NOT_FOUND', message: 'no such endpoint' } }, 404));
+  app.route('/', wellKnownRoutes(deps));
+  app.route('/', agentRoutes(deps));
+  app.route('/', oauthRoutes(deps));
+
+  let reaper: NodeJS.Timeout | null = null;
+  return {
+    app,
+    deps,
+    startBackground() {
+      if (reaper) return;
+      reaper = setInterval(() => {
+        expireReviews({ ctx }).catch((error) =>
+          log.error({ err: (error as Error).message }, 'review reaper failed'),
+        );
+        rawStore
+          .pruneTokenIds(clock.now())
+          .catch((error) => log.error({ err: (error as Error).message }, 'token pruning failed'));
+      }, config.reaperIntervalSeconds * 1000);
+      reaper.unref();
+    },
+    async close() {
+      if (reaper) clearInterval(reaper);
+      await rawStore.close();
+    },
+  };
+}

@@ -1,0 +1,177 @@
+/**
+ * Configuration: one YAML file in the data dir (`COUNTERSIGN_HOME`, default `.countersign`),
+ * validated strictly. Paths in it are relative to the data dir.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import {
+  type CatalogEntryInput,
+  CountersignError,
+  DEFAULT_RISK_SETTINGS,
+  parseDuration,
+  type RiskSettings,
+} from '@countersign/core';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+export const CONFIG_FILE = 'countersign.yaml';
+export const DEFAULT_PORT = 8787;
+
+export function defaultHome(env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(env.COUNTERSIGN_HOME ?? '.countersign');
+}
+
+const duration = z.string().transform((s, ctx) => {
+  try {
+    return parseDuration(s);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+
+const ConfigSchema = z.strictObject({
+  dev: z.boolean().default(false),
+  issuer: z.url().optional(),
+  store: z.strictObject({ sqlite: z.strictObject({ file: z.string().default('countersign.db') }) }).default({
+    sqlite: { file: 'countersign.db' },
+  }),
+  policies: z
+    .strictObject({ dir: z.string().default('policies'), schema: z.string().default('schema.cedarschema') })
+    .default({ dir: 'policies', schema: 'schema.cedarschema' }),
+  catalog: z.string().default('catalog.yaml'),
+  signing_key_file: z.string().default('keys/signing-key.jwk'),
+  checkpoint: z
+    .strictObject({
+      default_max_ttl: duration.default(3600),
+      default_deadline: duration.default(900),
+      fallback_review_group: z.string().nullable().default(null),
+    })
+    .default({ default_max_ttl: 3600, default_deadline: 900, fallback_review_group: null }),
+  credentials: z.strictObject({ default_ttl: duration.default(900) }).default({ default_ttl: 900 }),
+  action_classes: z
+    .record(z.string(), z.enum(['read', 'write', 'delete', 'admin', 'export', 'share', 'other']))
+    .default({}),
+  risk: z
+    .strictObject({
+      tainted_tools: z.array(z.string()).optional(),
+      production_environments: z.array(z.string()).optional(),
+      long_ttl: duration.optional(),
+    })
+    .default({}),
+  introspection: z
+    .strictObject({
+      resource_servers: z
+        .array(z.strictObject({ id: z.string().min(1), secret_sha256: z.string().regex(/^[0-9a-f]{64}$/) }))
+        .default([]),
+    })
+    .default({ resource_servers: [] }),
+  reaper_interval: duration.default(5),
+});
+
+export type RawConfig = z.infer<typeof ConfigSchema>;
+
+export interface ServerConfig {
+  readonly home: string;
+  readonly dev: boolean;
+  /** Our issuer identifier and external base URL; agents' assertions must name it as `aud`. */
+  readonly issuer: string;
+  readonly sqliteFile: string;
+  readonly policyDir: string;
+  readonly schemaFile: string;
+  readonly catalogFile: string;
+  readonly signingKeyFile: string;
+  readonly defaultMaxTtlSeconds: number;
+  readonly defaultDeadlineSeconds: number;
+  readonly fallbackReviewGroup: string | null;
+  readonly defaultTtlSeconds: number;
+  readonly actionClasses: Readonly<Record<string, string>>;
+  readonly risk: RiskSettings;
+  readonly resourceServers: ReadonlyArray<{ id: string; secretSha256: string }>;
+  readonly reaperIntervalSeconds: number;
+}
+
+export function loadConfig(options: {
+  home: string;
+  port: number;
+  issuer?: string;
+  dev?: boolean;
+}): ServerConfig {
+  const file = join(options.home, CONFIG_FILE);
+  if (!existsSync(file)) {
+    throw new CountersignError(
+      'CS_CONFIG_INVALID',
+      `no ${CONFIG_FILE} in ${options.home}: run \`countersign init\` first`,
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(readFileSync(file, 'utf8')) ?? {};
+  } catch (error) {
+    throw new CountersignError('CS_CONFIG_INVALID', `${file} is not valid YAML: ${(error as Error).message}`);
+  }
+  const parsed = ConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new CountersignError('CS_CONFIG_INVALID', `${file}: ${issues}`);
+  }
+  const c = parsed.data;
+  const at = (p: string) => (isAbsolute(p) ? p : join(options.home, p));
+  return {
+    home: options.home,
+    dev: options.dev ?? c.dev,
+    issuer: (options.issuer ?? c.issuer ?? `http://localhost:${options.port}`).replace(/\/+$/, ''),
+    sqliteFile: at(c.store.sqlite.file),
+    policyDir: at(c.policies.dir),
+    schemaFile: at(c.policies.schema),
+    catalogFile: at(c.catalog),
+    signingKeyFile: at(c.signing_key_file),
+    defaultMaxTtlSeconds: c.checkpoint.default_max_ttl,
+    defaultDeadlineSeconds: c.checkpoint.default_deadline,
+    fallbackReviewGroup: c.checkpoint.fallback_review_group,
+    defaultTtlSeconds: c.credentials.default_ttl,
+    actionClasses: c.action_classes,
+    risk: {
+      ...DEFAULT_RISK_SETTINGS,
+      taintedTools: c.risk.tainted_tools ?? DEFAULT_RISK_SETTINGS.taintedTools,
+      productionEnvironments: c.risk.production_environments ?? DEFAULT_RISK_SETTINGS.productionEnvironments,
+      longTtlSeconds: c.risk.long_ttl ?? DEFAULT_RISK_SETTINGS.longTtlSeconds,
+    },
+    resourceServers: c.introspection.resource_servers.map((r) => ({
+      id: r.id,
+      secretSha256: r.secret_sha256,
+    })),
+    reaperIntervalSeconds: c.reaper_interval,
+  };
+}
+
+const CatalogSchema = z.strictObject({
+  resources: z.array(
+    z.strictObject({
+      pattern: z.string(),
+      sensitivity: z.string(),
+      environment: z.string(),
+      owner: z.string(),
+      boundary: z.string(),
+      audience: z.string().optional(),
+    }),
+  ),
+});
+
+export function loadCatalogFile(file: string): CatalogEntryInput[] {
+  if (!existsSync(file)) throw new CountersignError('CS_CONFIG_INVALID', `catalog file not found: ${file}`);
+  let raw: unknown;
+  try {
+    raw = parseYaml(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new CountersignError('CS_CONFIG_INVALID', `${file} is not valid YAML: ${(error as Error).message}`);
+  }
+  const parsed = CatalogSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new CountersignError(
+      'CS_CONFIG_INVALID',
+      `${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
+  }
+  return parsed.data.resources;
+}

@@ -1,0 +1,24 @@
+export { type CountersignServer, createServer, newId, type ServerDeps, type ServerOverrides } from './app.js';
+export {
+  CONFIG_FILE,
+  DEFAULT_PORT,
+  defaultHome,
+  loadCatalogFile,
+  loadConfig,
+  type ServerConfig,
+} from './config.js';
+export { toWireError } from './errors.js';
+export type { AgentAuthenticator, AuthenticatedAgent } from './identity/authenticator.js';
+export {
+  ASSERTION_ALGORITHMS,
+  CLOCK_SKEW_SECONDS,
+  MAX_ASSERTION_LIFETIME_SECONDS,
+  PrivateKeyJwtAuthenticator,
+} from './identity/private-key-jwt.js';
+export {
+  AUTHORIZATION_DETAILS_TYPE,
+  accessTokenIssuer,
+  credentialFingerprint,
+} from './issuers/access-token.js';
+export { parseJsonBody, textNestingDepth } from './json-body.js';
+export { generateSigningKeyFile, loadSigningKey, type SigningKey } from './keys.js';

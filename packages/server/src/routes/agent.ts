@@ -1,0 +1,107 @@
+/** The agent API: ask, wait, withdraw, complete. Thin: validate, call a use case, map. */
+import {
+  CountersignError,
+  canonicalJson,
+  completeTask,
+  consumeAssertion,
+  getAccessRequest,
+  submitAccessRequest,
+  withdrawAccessRequest,
+} from '@countersign/core';
+import { AccessRequestBodySchema, identifier, WaitQuerySchema } from '@countersign/protocol';
+import { Hono } from 'hono';
+import type { ServerDeps } from '../app.js';
+import { timed } from '../metrics.js';
+import { authenticateAgent } from '../middleware/agent-auth.js';
+import { jsonBodyLimit, readJson } from '../middleware/json.js';
+import { accessRequestView } from '../views.js';
+
+const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,128}$/;
+
+function pathId(value: string | undefined): string {
+  const parsed = identifier.safeParse(value);
+  if (!parsed.success) throw new CountersignError('CS_INVALID_IDENTIFIER', 'malformed id in path');
+  return parsed.data;
+}
+
+export function agentRoutes(deps: ServerDeps): Hono {
+  const { ctx } = deps;
+  const app = new Hono();
+
+  app.post('/v1/access-requests', jsonBodyLimit, async (c) => {
+    const who = await timed(deps.metrics, 'authentication', () => authenticateAgent(deps, c));
+    const key = c.req.header('idempotency-key') ?? null;
+    if (key !== null && !IDEMPOTENCY_KEY.test(key)) {
+      throw new CountersignError(
+        'CS_INVALID_REQUEST',
+        'Idempotency-Key must be 1-128 characters of [A-Za-z0-9._:-]',
+      );
+    }
+    const { value, raw } = await readJson(c, AccessRequestBodySchema);
+    const result = await submitAccessRequest({
+      ctx,
+      input: {
+        agent: who.agent,
+        assertion: who.assertion,
+        request: value,
+        bodyCanonical: canonicalJson(raw),
+        idempotencyKey: key,
+      },
+    });
+    if (!result.replayed) deps.metrics.decisions.inc({ outcome: result.record.decision.outcome });
+    if (result.replayed) c.header('Idempotent-Replayed', 'true');
+    return c.json(accessRequestView(result.record, result.credential), result.replayed ? 200 : 201);
+  });
+
+  app.get('/v1/access-requests/:id', async (c) => {
+    const who = await authenticateAgent(deps, c);
+    const requestId = pathId(c.req.param('id'));
+    const waitText = c.req.query('wait');
+    const wait = waitText === undefined ? 0 : WaitQuerySchema.safeParse(waitText);
+    if (typeof wait !== 'number' && !wait.success) {
+      throw new CountersignError('CS_INVALID_REQUEST', 'wait must be a whole number of seconds from 0 to 60');
+    }
+    const waitSeconds = typeof wait === 'number' ? wait : wait.data;
+    await ctx.store.transaction((tx) => consumeAssertion(tx, who.assertion));
+    const input = { agentId: who.agent.id, requestId };
+    let record = await getAccessRequest({ ctx, input });
+    const until = ctx.clock.now() + waitSeconds * 1000;
+    while (record.status === 'pending') {
+      const now = ctx.clock.now();
+      if (now >= until) break;
+      // Wake on any change, or at the review deadline to expire it, whichever comes first.
+      const wakeAt = Math.min(until, record.deadlineAt ?? until);
+      await deps.waiters.wait(requestId, Math.max(0, wakeAt - now) + 5, c.req.raw.signal);
+      if (c.req.raw.signal.aborted) break;
+      record = await getAccessRequest({ ctx, input });
+      if (ctx.clock.now() >= until) break;
+    }
+    return c.json(accessRequestView(record));
+  });
+
+  app.post('/v1/access-requests/:id/withdraw', async (c) => {
+    const who = await authenticateAgent(deps, c);
+    const record = await withdrawAccessRequest({
+      ctx,
+      input: { agentId: who.agent.id, requestId: pathId(c.req.param('id')), assertion: who.assertion },
+    });
+    return c.json(accessRequestView(record));
+  });
+
+  app.post('/v1/tasks/:task_id/complete', async (c) => {
+    const who = await authenticateAgent(deps, c);
+    const taskId = pathId(c.req.param('task_id'));
+    const result = await completeTask({
+      ctx,
+      input: { agentId: who.agent.id, taskId, assertion: who.assertion },
+    });
+    return c.json({
+      task_id: taskId,
+      status: 'completed',
+      already_completed: result.alreadyCompleted,
+      revoked_leases: result.revoked.map((l) => l.id),
+    });
+  });
+
+  return app;
+}

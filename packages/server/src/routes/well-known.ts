@@ -1,0 +1,53 @@
+import { Hono } from 'hono';
+import type { ServerDeps } from '../app.js';
+
+export function wellKnownRoutes(deps: ServerDeps): Hono {
+  const app = new Hono();
+  const { config } = deps;
+
+  app.get('/.well-known/jwks.json', (c) => {
+    c.header('Cache-Control', 'public, max-age=300');
+    return c.json({ keys: [deps.signingKey.publicJwk] });
+  });
+
+  // RFC 8414 authorization server metadata. `issuer` is the audience agents must use.
+  app.get('/.well-known/oauth-authorization-server', (c) =>
+    c.json({
+      issuer: config.issuer,
+      jwks_uri: `${config.issuer}/.well-known/jwks.json`,
+      introspection_endpoint: `${config.issuer}/oauth/introspect`,
+      revocation_endpoint: `${config.issuer}/oauth/revoke`,
+      introspection_endpoint_auth_methods_supported: ['private_key_jwt', 'client_secret_basic'],
+      revocation_endpoint_auth_methods_supported: ['private_key_jwt', 'client_secret_basic'],
+      introspection_endpoint_auth_signing_alg_values_supported: ['EdDSA'],
+      token_endpoint_auth_signing_alg_values_supported: ['EdDSA'],
+      authorization_details_types_supported: ['countersign_access'],
+      access_request_endpoint: `${config.issuer}/v1/access-requests`,
+    }),
+  );
+
+  // Liveness: the process answers. Also the benchmark's baseline (no store, no crypto).
+  app.get('/healthz/live', (c) => c.json({ status: 'ok' }));
+
+  // Readiness: can this instance decide safely right now? Fail closed says no when in doubt.
+  app.get('/healthz', async (c) => {
+    const checks: Record<string, string> = {};
+    const unready = deps.unready();
+    checks.policy = unready ?? `ok (${deps.ctx.policy().version})`;
+    try {
+      await deps.ctx.store.read((tx) => tx.getAgent('healthz-probe'));
+      checks.store = 'ok';
+    } catch (error) {
+      checks.store = `unavailable: ${(error as Error).message}`;
+    }
+    const ok = unready === null && checks.store === 'ok';
+    return c.json({ status: ok ? 'ok' : 'unready', dev_mode: config.dev, checks }, ok ? 200 : 503);
+  });
+
+  app.get('/metrics', async (c) => {
+    c.header('Content-Type', deps.metrics.registry.contentType);
+    return c.body(await deps.metrics.registry.metrics());
+  });
+
+  return app;
+}

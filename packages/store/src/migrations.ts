@@ -1,0 +1,118 @@
+/**
+ * Schema migrations, written once with Kysely's schema builder and compiled per dialect.
+ * Each migration runs in one transaction with the version bump (THREATS.md H9); an instance
+ * refuses to serve a database whose schema is newer than it knows.
+ */
+import type { CompiledQuery, Kysely } from 'kysely';
+
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly statements: (db: Kysely<any>) => CompiledQuery[];
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'checkpoint',
+    statements: (db) => [
+      db.schema
+        .createTable('meta')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .compile(),
+      db.schema
+        .createTable('agents')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('owner', 'text', (c) => c.notNull())
+        .addColumn('boundary', 'text', (c) => c.notNull())
+        .addColumn('environment', 'text', (c) => c.notNull())
+        .addColumn('trust_tier', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('public_jwk', 'text', (c) => c.notNull())
+        .addColumn('jwk_thumbprint', 'text', (c) => c.notNull().unique())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .compile(),
+      db.schema
+        .createTable('token_ids')
+        .addColumn('issuer', 'text', (c) => c.notNull())
+        .addColumn('token_id', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('token_ids_pk', ['issuer', 'token_id'])
+        .compile(),
+      db.schema.createIndex('token_ids_expiry').on('token_ids').column('expires_at').compile(),
+      db.schema
+        .createTable('access_requests')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('agent_id', 'text', (c) => c.notNull())
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('resource', 'text', (c) => c.notNull())
+        .addColumn('task_id', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('digest', 'text', (c) => c.notNull())
+        .addColumn('canonical', 'text', (c) => c.notNull())
+        .addColumn('decision', 'text', (c) => c.notNull())
+        .addColumn('risk', 'text', (c) => c.notNull())
+        .addColumn('idempotency_key', 'text')
+        .addColumn('body_hash', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('decided_at', 'bigint')
+        .addColumn('deadline_at', 'bigint')
+        .addColumn('lease_id', 'text')
+        .addUniqueConstraint('access_requests_idempotency', ['agent_id', 'idempotency_key'])
+        .compile(),
+      db.schema
+        .createIndex('access_requests_agent')
+        .on('access_requests')
+        .columns(['agent_id', 'status'])
+        .compile(),
+      db.schema
+        .createIndex('access_requests_deadline')
+        .on('access_requests')
+        .columns(['status', 'deadline_at'])
+        .compile(),
+      db.schema
+        .createTable('leases')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        // One lease per request at most: a grant is one-shot (invariant 3).
+        .addColumn('request_id', 'text', (c) => c.notNull().unique())
+        .addColumn('agent_id', 'text', (c) => c.notNull())
+        .addColumn('task_id', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('credential_id', 'text', (c) => c.notNull().unique())
+        .addColumn('fingerprint', 'text', (c) => c.notNull())
+        .addColumn('audience', 'text', (c) => c.notNull())
+        .addColumn('scope', 'text', (c) => c.notNull())
+        .addColumn('issued_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('revoked_at', 'bigint')
+        .addColumn('revoke_reason', 'text')
+        .compile(),
+      db.schema.createIndex('leases_task').on('leases').columns(['agent_id', 'task_id', 'status']).compile(),
+      db.schema
+        .createTable('tasks')
+        .addColumn('agent_id', 'text', (c) => c.notNull())
+        .addColumn('task_id', 'text', (c) => c.notNull())
+        .addColumn('completed_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('tasks_pk', ['agent_id', 'task_id'])
+        .compile(),
+      db.schema
+        .createTable('audit_events')
+        // The chain is linear: one event per sequence number, enforced by the key.
+        .addColumn('seq', 'bigint', (c) => c.primaryKey())
+        .addColumn('id', 'text', (c) => c.notNull().unique())
+        .addColumn('at', 'text', (c) => c.notNull())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('actor_type', 'text', (c) => c.notNull())
+        .addColumn('actor_id', 'text', (c) => c.notNull())
+        .addColumn('request_id', 'text')
+        .addColumn('data', 'text', (c) => c.notNull())
+        .addColumn('prev_hash', 'text', (c) => c.notNull())
+        .addColumn('hash', 'text', (c) => c.notNull())
+        .compile(),
+    ],
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

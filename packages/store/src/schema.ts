@@ -1,0 +1,63 @@
+/** Table shapes as stored. Times are epoch milliseconds; JSON columns hold text. */
+export interface Database {
+  meta: { key: string; value: string };
+  agents: {
+    id: string;
+    owner: string;
+    boundary: string;
+    environment: string;
+    trust_tier: string;
+    status: string;
+    public_jwk: string;
+    jwk_thumbprint: string;
+    created_at: number;
+  };
+  token_ids: { issuer: string; token_id: string; expires_at: number };
+  access_requests: {
+    id: string;
+    agent_id: string;
+    action: string;
+    resource: string;
+    task_id: string;
+    status: string;
+    digest: string;
+    canonical: string;
+    decision: string;
+    risk: string;
+    idempotency_key: string | null;
+    body_hash: string;
+    created_at: number;
+    decided_at: number | null;
+    deadline_at: number | null;
+    lease_id: string | null;
+  };
+  leases: {
+    id: string;
+    request_id: string;
+    agent_id: string;
+    task_id: string;
+    kind: string;
+    credential_id: string;
+    fingerprint: string;
+    audience: string;
+    scope: string;
+    issued_at: number;
+    expires_at: number;
+    status: string;
+    revoked_at: number | null;
+    revoke_reason: string | null;
+  };
+  tasks: { agent_id: string; task_id: string; completed_at: number };
+  audit_events: {
+    seq: number;
+    id: string;
+    at: string;
+    type: string;
+    actor_type: string;
+    actor_id: string;
+    request_id: string | null;
+    data: string;
+    prev_hash: string;
+    hash: string;
+  };
+}
