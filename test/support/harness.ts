@@ -2,7 +2,7 @@
  * Test harness: a real Countersign on a real SQLite file in a temp dir, with the example
  * policies and catalog, driven through `app.request()` (no socket) with real signed JWTs.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Clock, registerAgent } from '@countersign/core';
@@ -77,7 +77,7 @@ export async function startHarness(
 ): Promise<Harness> {
   const home = options.home ?? mkdtempSync(join(tmpdir(), 'countersign-test-'));
   await initHome({ home, dev: true });
-  if (options.config) writeFileSync(join(home, 'countersign.yaml'), options.config);
+  options.configure?.(home);
   const clock = options.clock ?? new TestClock();
   const server = await createServer(loadConfig({ home, port: 8787, issuer: ISSUER }), {
     clock,

@@ -11,8 +11,11 @@ export function reportError(error: unknown): number {
     process.stderr.write(`error ${error.code}: ${error.message}\n`);
     return 1;
   }
-  const cause = (error as { cause?: { code?: string } })?.cause;
-  if (cause?.code === 'ECONNREFUSED') {
+  // fetch() says only "fetch failed"; the reason is in `cause` (an AggregateError when both
+  // ::1 and 127.0.0.1 were tried).
+  const cause = (error as { cause?: { code?: string; errors?: Array<{ code?: string }> } })?.cause;
+  const codes = [cause?.code, ...(cause?.errors ?? []).map((e) => e.code)];
+  if (error instanceof TypeError && (error.message === 'fetch failed' || codes.includes('ECONNREFUSED'))) {
     process.stderr.write(
       'error: cannot reach the Countersign server (is `npm start` running? see --server)\n',
     );

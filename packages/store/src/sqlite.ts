@@ -166,7 +166,8 @@ export class SqliteStore implements Store {
         } catch (error) {
           db.exec('ROLLBACK TO unit');
           db.exec('RELEASE unit');
-          outcomes.push({ ok: false, error });
+          // A driver error inside a unit (constraint, I/O) is a store failure: fail closed.
+          outcomes.push({ ok: false, error: unavailable(error) });
         }
       }
       db.exec('COMMIT');
