@@ -65,7 +65,7 @@ describe('fail closed (invariants 1 and 4, THREATS.md INV-9)', () => {
     const agent = await h.addAgent('bot');
     const health = await h.call('GET', '/healthz');
     expect(health.status).toBe(503);
-    expect((await health.json()).status).toBe('unready');
+    expect(((await health.json()) as any).status).toBe('unready');
     for (const b of [body(), body({ action: 'write', resource: 'postgres://prod/billing/invoices' })]) {
       const { status, json } = await h.requestAccess(agent, b);
       expect(status).toBe(201);
@@ -117,6 +117,6 @@ describe('fail closed (invariants 1 and 4, THREATS.md INV-9)', () => {
     await h.server.deps.ctx.store.close();
     const res = await h.call('POST', '/v1/access-requests', { token, body: body() });
     expect(res.status).toBe(503);
-    expect((await res.json()).error.code).toBe('CS_STORE_UNAVAILABLE');
+    expect(((await res.json()) as any).error.code).toBe('CS_STORE_UNAVAILABLE');
   });
 });

@@ -52,7 +52,7 @@ describe('leases, tasks, reviews and the agent lifecycle', () => {
     expect((await introspect(h, agent, token)).active).toBe(true);
     const done = await h.call('POST', '/v1/tasks/task-1/complete', { agent });
     expect(done.status).toBe(200);
-    expect((await done.json()).revoked_leases).toEqual([json.lease_id]);
+    expect(((await done.json()) as any).revoked_leases).toEqual([json.lease_id]);
     expect((await introspect(h, agent, token)).active).toBe(false);
     const again = await h.requestAccess(agent, body());
     expect(again.status).toBe(409);
@@ -78,7 +78,7 @@ describe('leases, tasks, reviews and the agent lifecycle', () => {
       },
     });
     expect(res.status).toBe(401);
-    expect((await res.json()).error).toBe('invalid_client');
+    expect(((await res.json()) as any).error).toBe('invalid_client');
   });
 
   it('RFC 7009 revocation by the owning agent ends the lease and is audited', async () => {
@@ -129,7 +129,7 @@ describe('leases, tasks, reviews and the agent lifecycle', () => {
     expect(json.status).toBe('pending');
     h.clock.advance(15 * 60 + 1);
     const res = await h.call('GET', `/v1/access-requests/${json.id}`, { agent });
-    const read = await res.json();
+    const read = (await res.json()) as any;
     expect(read.status).toBe('expired');
     expect(read.credential).toBeUndefined();
   });
@@ -144,12 +144,12 @@ describe('leases, tasks, reviews and the agent lifecycle', () => {
     await new Promise((r) => setTimeout(r, 100));
     const withdrawn = await h.call('POST', `/v1/access-requests/${json.id}/withdraw`, { agent });
     expect(withdrawn.status).toBe(200);
-    const read = await (await waiting).json();
+    const read = (await (await waiting).json()) as any;
     expect(read.status).toBe('withdrawn');
     expect(performance.now() - started).toBeLessThan(5000);
     const twice = await h.call('POST', `/v1/access-requests/${json.id}/withdraw`, { agent });
     expect(twice.status).toBe(409);
-    expect((await twice.json()).error.code).toBe('CS_REQUEST_CLOSED');
+    expect(((await twice.json()) as any).error.code).toBe('CS_REQUEST_CLOSED');
   });
 
   it('only the requesting agent can read a request', async () => {
@@ -157,7 +157,7 @@ describe('leases, tasks, reviews and the agent lifecycle', () => {
     const { json } = await h.requestAccess(agent, body());
     const res = await h.call('GET', `/v1/access-requests/${json.id}`, { agent: other });
     expect(res.status).toBe(404);
-    expect((await res.json()).error.code).toBe('CS_NOT_FOUND');
+    expect(((await res.json()) as any).error.code).toBe('CS_NOT_FOUND');
   });
 
   it('B12 suspending an agent revokes its leases, cancels its pending reviews and refuses its tokens', async () => {
@@ -175,7 +175,7 @@ describe('leases, tasks, reviews and the agent lifecycle', () => {
     expect(result).toEqual({ revokedLeases: 1, cancelledRequests: 1 });
     const refused = await h.call('POST', '/v1/access-requests', { token, body: body() });
     expect(refused.status).toBe(401);
-    expect((await refused.json()).error.code).toBe('CS_AGENT_SUSPENDED');
+    expect(((await refused.json()) as any).error.code).toBe('CS_AGENT_SUSPENDED');
     const rs = await h.server.deps.ctx.store.read((tx) => tx.getRequest(pending.json.id));
     expect(rs?.status).toBe('cancelled');
     const lease = await h.server.deps.ctx.store.read((tx) => tx.getLease(allowed.json.lease_id));

@@ -73,7 +73,7 @@ export async function newKeyPair(): Promise<{ privateJwk: JWK; publicJwk: JWK }>
 }
 
 export async function startHarness(
-  options: { clock?: TestClock; config?: string; home?: string } = {},
+  options: { clock?: TestClock; home?: string; configure?: (home: string) => void } = {},
 ): Promise<Harness> {
   const home = options.home ?? mkdtempSync(join(tmpdir(), 'countersign-test-'));
   await initHome({ home, dev: true });
@@ -124,8 +124,8 @@ export async function startHarness(
       const headers: Record<string, string> = { ...o.headers };
       const token = o.token ?? (o.agent ? await harness.assertion(o.agent) : undefined);
       if (token !== undefined && !('authorization' in headers)) headers.authorization = `Bearer ${token}`;
-      let body: BodyInit | undefined;
-      if (o.rawBody !== undefined) body = o.rawBody as BodyInit;
+      let body: string | Uint8Array | undefined;
+      if (o.rawBody !== undefined) body = o.rawBody;
       else if (o.body !== undefined) body = JSON.stringify(o.body);
       if (body !== undefined && !('content-type' in headers)) headers['content-type'] = 'application/json';
       return app.request(path, { method, headers, body });
