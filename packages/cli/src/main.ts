@@ -57,7 +57,7 @@ export function buildProgram(exit: { code: number }): Command {
         .argParser(wholeNumber(65535))
         .default(Number(process.env.PORT ?? DEFAULT_PORT)),
     )
-    .option('--host <host>', 'address to listen on', process.env.HOST ?? 'localhost')
+    .option('--host <host>', 'address to listen on', process.env.COUNTERSIGN_HOST ?? 'localhost')
     .option('--issuer <url>', 'external URL (the audience agents sign for)')
     .option('--dev', 'dev mode: initialise the data directory with examples if it is empty', false)
     .action(async (o: { dir?: string; port: number; host: string; issuer?: string; dev: boolean }) => {
