@@ -198,6 +198,15 @@ export class SqliteStore implements Store {
     else this.#flushing = false;
   }
 
+  /** The durability settings in force on the writing connection (for health checks and tests). */
+  durability(): { journalMode: string; synchronous: number } {
+    const db = this.#writer.db;
+    return {
+      journalMode: String(db.pragma('journal_mode', { simple: true })),
+      synchronous: Number(db.pragma('synchronous', { simple: true })),
+    };
+  }
+
   async read<T>(work: (tx: StoreTx) => Promise<T>): Promise<T> {
     if (this.#closed) throw unavailable(new Error('store is closed'));
     try {

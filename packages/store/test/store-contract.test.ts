@@ -1,0 +1,230 @@
+/**
+ * The store contract, one suite looped over every adapter (SQLite today; PostgreSQL joins
+ * the list with its adapter). Invariants must hold under concurrency, not just in sequence.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  type AccessRequestRecord,
+  CountersignError,
+  type Decision,
+  type LeaseRecord,
+  type Store,
+  verifyAuditChain,
+} from '@countersign/core';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SqliteStore } from '../src/index.js';
+
+let counter = 0;
+const ids = { next: (prefix: string) => `${prefix}_${process.pid}_${++counter}` };
+
+interface Adapter {
+  name: string;
+  open(): Promise<{ store: Store; cleanup(): Promise<void> }>;
+}
+
+const adapters: Adapter[] = [
+  {
+    name: 'sqlite',
+    async open() {
+      const dir = mkdtempSync(join(tmpdir(), 'countersign-store-'));
+      const store = SqliteStore.open({ file: join(dir, 'test.db'), ids });
+      return {
+        store,
+        async cleanup() {
+          await store.close();
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  },
+];
+
+const decision: Decision = {
+  outcome: 'review',
+  determiningPolicies: [],
+  reasons: [],
+  obligations: { maxTtlSeconds: 60, approvals: 1, reviewerGroup: 'g', deadlineSeconds: 60, separation: [] },
+  policyVersion: 'sha256:x',
+  errorCode: null,
+};
+
+function request(id: string, overrides: Partial<AccessRequestRecord> = {}): AccessRequestRecord {
+  return {
+    id,
+    agentId: 'agent-1',
+    action: 'write',
+    resource: 'postgres://prod/x',
+    taskId: 'task-1',
+    status: 'pending',
+    digest: 'sha256:d',
+    canonical: '{}',
+    decision,
+    risk: { score: 1, factors: [] },
+    idempotencyKey: null,
+    bodyHash: 'b',
+    createdAt: 1,
+    decidedAt: null,
+    deadlineAt: 1000,
+    leaseId: null,
+    ...overrides,
+  };
+}
+
+function lease(id: string, requestId: string, overrides: Partial<LeaseRecord> = {}): LeaseRecord {
+  return {
+    id,
+    requestId,
+    agentId: 'agent-1',
+    taskId: 'task-1',
+    kind: 'access_token',
+    credentialId: id,
+    fingerprint: 'sha256:f',
+    audience: 'a',
+    scope: {},
+    issuedAt: 1,
+    expiresAt: 2,
+    status: 'active',
+    revokedAt: null,
+    revokeReason: null,
+    ...overrides,
+  };
+}
+
+for (const adapter of adapters) {
+  describe(`store contract: ${adapter.name}`, () => {
+    let store: Store;
+    let cleanup: () => Promise<void>;
+    beforeEach(async () => {
+      ({ store, cleanup } = await adapter.open());
+    });
+    afterEach(async () => cleanup());
+
+    it('H3 32 concurrent finishes of one pending request: exactly one wins', async () => {
+      await store.transaction((tx) => tx.insertRequest(request('r1')));
+      const statuses = ['allowed', 'denied', 'expired', 'withdrawn'] as const;
+      const results = await Promise.all(
+        Array.from({ length: 32 }, (_, i) =>
+          store.transaction((tx) => tx.finishPendingRequest('r1', statuses[i % 4]!, 5, null)),
+        ),
+      );
+      expect(results.filter(Boolean)).toHaveLength(1);
+      const final = await store.read((tx) => tx.getRequest('r1'));
+      expect(final?.status).toBe(statuses[results.indexOf(true) % 4]);
+    });
+
+    it('A1 a token id is consumed once, even by concurrent units', async () => {
+      const results = await Promise.all(
+        Array.from({ length: 20 }, () =>
+          store.transaction((tx) => tx.consumeTokenId('agent-1', 'jti-1', 10)),
+        ),
+      );
+      expect(results.filter(Boolean)).toHaveLength(1);
+      expect(await store.transaction((tx) => tx.consumeTokenId('agent-2', 'jti-1', 10))).toBe(true);
+    });
+
+    it('INV-3 one lease per request: a second lease for the same request fails the whole unit', async () => {
+      await store.transaction(async (tx) => {
+        await tx.insertRequest(request('r1', { status: 'allowed' }));
+        await tx.insertLease(lease('l1', 'r1'));
+      });
+      await expect(
+        store.transaction(async (tx) => {
+          await tx.appendAudit({ type: 'x', actor: { type: 'system', id: 't' }, data: {} }, 1);
+          await tx.insertLease(lease('l2', 'r1'));
+        }),
+      ).rejects.toMatchObject({ code: 'CS_STORE_UNAVAILABLE' });
+      // The audit event of the failed unit was rolled back with it.
+      const events = [];
+      for await (const e of store.auditEvents()) events.push(e);
+      expect(events).toHaveLength(0);
+      expect(await store.read((tx) => tx.getLease('l2'))).toBeNull();
+    });
+
+    it('a failing unit in a group commit rolls back alone; its neighbours commit', async () => {
+      const outcomes = await Promise.allSettled([
+        store.transaction((tx) => tx.insertRequest(request('a'))),
+        store.transaction(async (tx) => {
+          await tx.insertRequest(request('b'));
+          throw new CountersignError('CS_REQUEST_CLOSED', 'no');
+        }),
+        store.transaction((tx) => tx.insertRequest(request('c'))),
+      ]);
+      expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      expect((outcomes[1] as PromiseRejectedResult).reason.code).toBe('CS_REQUEST_CLOSED');
+      expect(await store.read((tx) => tx.getRequest('a'))).not.toBeNull();
+      expect(await store.read((tx) => tx.getRequest('b'))).toBeNull();
+      expect(await store.read((tx) => tx.getRequest('c'))).not.toBeNull();
+    });
+
+    it('I3 200 concurrent audit appends form one linear chain that verifies', async () => {
+      await Promise.all(
+        Array.from({ length: 200 }, (_, i) =>
+          store.transaction((tx) =>
+            tx.appendAudit(
+              { type: 'test.event', actor: { type: 'system', id: 't' }, data: { i, text: `é ${i} \u202e` } },
+              i,
+            ),
+          ),
+        ),
+      );
+      const events = [];
+      for await (const e of store.auditEvents()) events.push(e);
+      expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+      expect(verifyAuditChain(events)).toMatchObject({ ok: true, count: 200 });
+    });
+
+    it('idempotency keys are unique per agent', async () => {
+      await store.transaction((tx) => tx.insertRequest(request('r1', { idempotencyKey: 'k' })));
+      await expect(
+        store.transaction((tx) => tx.insertRequest(request('r2', { idempotencyKey: 'k' }))),
+      ).rejects.toMatchObject({
+        code: 'CS_IDEMPOTENCY_IN_FLIGHT',
+      });
+      await store.transaction((tx) =>
+        tx.insertRequest(request('r3', { idempotencyKey: 'k', agentId: 'agent-2' })),
+      );
+      expect((await store.read((tx) => tx.findRequestByIdempotencyKey('agent-1', 'k')))?.id).toBe('r1');
+    });
+
+    it('revokeLeases revokes each active lease once and reports it', async () => {
+      await store.transaction(async (tx) => {
+        for (const [l, t] of [
+          ['l1', 'task-1'],
+          ['l2', 'task-1'],
+          ['l3', 'task-2'],
+        ] as const) {
+          await tx.insertRequest(request(`r-${l}`, { status: 'allowed', taskId: t }));
+          await tx.insertLease(lease(l, `r-${l}`, { taskId: t }));
+        }
+      });
+      const first = await store.transaction((tx) =>
+        tx.revokeLeases({ agentId: 'agent-1', taskId: 'task-1' }, 9, 'task_completed'),
+      );
+      expect(first.map((l) => l.id).sort()).toEqual(['l1', 'l2']);
+      const again = await store.transaction((tx) =>
+        tx.revokeLeases({ agentId: 'agent-1', taskId: 'task-1' }, 9, 'task_completed'),
+      );
+      expect(again).toEqual([]);
+      expect((await store.read((tx) => tx.getLease('l3')))?.status).toBe('active');
+      const all = await store.transaction((tx) =>
+        tx.revokeLeases({ agentId: 'agent-1' }, 10, 'agent_suspended'),
+      );
+      expect(all.map((l) => l.id)).toEqual(['l3']);
+    });
+
+    it('completeTask is a compare-and-set', async () => {
+      const results = await Promise.all(
+        Array.from({ length: 10 }, () => store.transaction((tx) => tx.completeTask('a', 't', 1))),
+      );
+      expect(results.filter(Boolean)).toHaveLength(1);
+      expect(await store.read((tx) => tx.isTaskCompleted('a', 't'))).toBe(true);
+    });
+
+    it('a closed store refuses work with CS_STORE_UNAVAILABLE', async () => {
+      await store.close();
+      await expect(store.transaction(async () => 1)).rejects.toMatchObject({ code: 'CS_STORE_UNAVAILABLE' });
+    });
+  });
+}
