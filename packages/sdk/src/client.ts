@@ -2,6 +2,7 @@
  * A small agent client: Web APIs only (fetch, crypto via jose), no `node:*`, so it runs in
  * any JavaScript runtime. Each call signs a fresh one-time assertion (RFC 7523 shape).
  */
+import type { AccessRequestWire } from '@countersign/protocol';
 import { importJWK, type JWK, SignJWT } from 'jose';
 
 export interface AgentCredentials {
@@ -67,6 +68,25 @@ export async function createAssertion(
     .sign(key);
 }
 
+export interface TaskCompletion {
+  readonly task_id: string;
+  readonly status: 'completed';
+  readonly already_completed: boolean;
+  readonly revoked_leases: readonly string[];
+}
+
+/** RFC 7662 §2.2 response; the extra members are Countersign's. */
+export interface IntrospectionResponse {
+  readonly active: boolean;
+  readonly sub?: string;
+  readonly aud?: string | string[];
+  readonly exp?: number;
+  readonly jti?: string;
+  readonly task_id?: string;
+  readonly lease_id?: string;
+  readonly [member: string]: unknown;
+}
+
 export class CountersignClient {
   readonly #options: ClientOptions;
   readonly #fetch: typeof fetch;
@@ -129,34 +149,32 @@ export class CountersignClient {
   requestAccess(
     params: AccessRequestParams,
     options: { idempotencyKey?: string } = {},
-  ): Promise<Record<string, any>> {
+  ): Promise<AccessRequestWire> {
     const headers: Record<string, string> = options.idempotencyKey
       ? { 'idempotency-key': options.idempotencyKey }
       : {};
-    return this.#json('POST', '/v1/access-requests', params, true, headers) as Promise<Record<string, any>>;
+    return this.#json('POST', '/v1/access-requests', params, true, headers) as Promise<AccessRequestWire>;
   }
 
   /** Reads a request, waiting up to `waitSeconds` (max 60) for it to leave `pending`. */
-  getRequest(id: string, waitSeconds = 0): Promise<Record<string, any>> {
-    return this.#json('GET', `/v1/access-requests/${encodeURIComponent(id)}?wait=${waitSeconds}`) as Promise<
-      Record<string, any>
-    >;
+  getRequest(id: string, waitSeconds = 0): Promise<AccessRequestWire> {
+    const path = `/v1/access-requests/${encodeURIComponent(id)}?wait=${waitSeconds}`;
+    return this.#json('GET', path) as Promise<AccessRequestWire>;
   }
 
-  withdraw(id: string): Promise<Record<string, any>> {
-    return this.#json('POST', `/v1/access-requests/${encodeURIComponent(id)}/withdraw`) as Promise<
-      Record<string, any>
-    >;
+  withdraw(id: string): Promise<AccessRequestWire> {
+    return this.#json(
+      'POST',
+      `/v1/access-requests/${encodeURIComponent(id)}/withdraw`,
+    ) as Promise<AccessRequestWire>;
   }
 
-  completeTask(taskId: string): Promise<Record<string, any>> {
-    return this.#json('POST', `/v1/tasks/${encodeURIComponent(taskId)}/complete`) as Promise<
-      Record<string, any>
-    >;
+  completeTask(taskId: string): Promise<TaskCompletion> {
+    return this.#json('POST', `/v1/tasks/${encodeURIComponent(taskId)}/complete`) as Promise<TaskCompletion>;
   }
 
   /** RFC 7662 introspection of one of this agent's own credentials. */
-  async introspect(token: string): Promise<Record<string, any>> {
+  async introspect(token: string): Promise<IntrospectionResponse> {
     const res = await this.#fetch(`${this.#server}/oauth/introspect`, {
       method: 'POST',
       headers: {
@@ -165,7 +183,11 @@ export class CountersignClient {
       },
       body: new URLSearchParams({ token }).toString(),
     });
-    const body = (await res.json()) as Record<string, any>;
+    const body = (await res.json()) as IntrospectionResponse & {
+      error?: string;
+      error_description?: string;
+      code?: string;
+    };
     if (!res.ok)
       throw new CountersignApiError(
         res.status,

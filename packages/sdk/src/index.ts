@@ -5,4 +5,6 @@ export {
   CountersignApiError,
   CountersignClient,
   createAssertion,
+  type IntrospectionResponse,
+  type TaskCompletion,
 } from './client.js';

@@ -40,9 +40,13 @@ export async function demoCommand(options: { home: string; server: string }): Pr
     `   status: ${read.status}   policies: ${read.decision.determining_policies.map((p: { id: string }) => p.id).join(', ')}`,
   );
   say(
-    `   risk ${read.decision.risk.score}; lease ${read.credential?.lease_id} expires ${read.credential?.expires_at}`,
+    `   risk ${read.decision.risk.score}; lease ${read.credential?.lease_id ?? '-'} expires ${read.credential?.expires_at ?? '-'}`,
   );
-  const token: string = read.credential.access_token;
+  if (!read.credential) {
+    say(`   expected an allowed read with a credential, got ${read.status}: is the server using the example policies?`);
+    return 1;
+  }
+  const token = read.credential.access_token;
   say(`   access token: ${token.slice(0, 32)}…(${token.length} chars)`);
   const jwks = createRemoteJWKSet(new URL(`${options.server}/.well-known/jwks.json`));
   const { payload } = await jwtVerify(token, jwks, { typ: 'at+jwt' });
