@@ -112,7 +112,10 @@ describe('countersign CLI', () => {
     ];
     const ok = cli(home, [...base, '--action', 'read', '--resource', 'postgres://staging/app/orders']);
     expect(ok.code).toBe(0);
-    expect(JSON.parse(ok.stdout).status).toBe('allowed');
+    const answer = JSON.parse(ok.stdout);
+    expect(answer.status).toBe('allowed');
+    // C4: the server's log never carries the credential it handed out.
+    expect(serverLog).not.toContain(answer.credential.access_token.split('.')[2]);
     const traversal = cli(home, [
       ...base,
       '--action',

@@ -90,6 +90,7 @@ export type { Assertion, DomainContext, IdGenerator, RequestEvents } from './use
 export { expireReview, expireReviews } from './usecases/expire-reviews.js';
 export { getAccessRequest } from './usecases/get-access-request.js';
 export { type LeaseState, leaseState, revokeLease } from './usecases/leases.js';
+export { recordPolicyLoad } from './usecases/record-policy-load.js';
 export {
   type AccessRequestResult,
   type SubmitAccessRequestInput,

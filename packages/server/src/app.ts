@@ -11,6 +11,7 @@ import {
   type Issuer,
   type PolicyEngine,
   ResourceCatalog,
+  recordPolicyLoad,
   type Store,
   systemClock,
 } from '@countersign/core';
@@ -45,6 +46,8 @@ export interface ServerDeps {
 export interface CountersignServer {
   readonly app: Hono;
   readonly deps: ServerDeps;
+  /** Records the policy load in the audit chain; a server that cannot write audit does not start. */
+  recordStart(): Promise<void>;
   /** Starts background work (the review reaper). */
   startBackground(): void;
   close(): Promise<void>;
@@ -108,8 +111,11 @@ export async function createServer(
   // and every decision a deny with CS_POLICY_ERROR.
   let policyError: string | null = null;
   let engine: PolicyEngine;
+  let policyCount: number | null = null;
   try {
-    engine = instrumentPolicy(policyEngineFromDirectory(config.policyDir, config.schemaFile), metrics);
+    const cedar = policyEngineFromDirectory(config.policyDir, config.schemaFile);
+    policyCount = cedar.policyCount;
+    engine = instrumentPolicy(cedar, metrics);
   } catch (error) {
     policyError = (error as Error).message;
     log.error({ err: policyError }, 'policy set failed to load: every request will be denied');
@@ -180,6 +186,9 @@ export async function createServer(
   return {
     app,
     deps,
+    async recordStart() {
+      await recordPolicyLoad({ ctx, input: { version: engine.version, policyCount, error: policyError } });
+    },
     startBackground() {
       if (reaper) return;
       reaper = setInterval(() => {

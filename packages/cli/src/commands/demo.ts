@@ -43,7 +43,9 @@ export async function demoCommand(options: { home: string; server: string }): Pr
     `   risk ${read.decision.risk.score}; lease ${read.credential?.lease_id ?? '-'} expires ${read.credential?.expires_at ?? '-'}`,
   );
   if (!read.credential) {
-    say(`   expected an allowed read with a credential, got ${read.status}: is the server using the example policies?`);
+    say(
+      `   expected an allowed read with a credential, got ${read.status}: is the server using the example policies?`,
+    );
     return 1;
   }
   const token = read.credential.access_token;

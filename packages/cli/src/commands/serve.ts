@@ -39,6 +39,7 @@ export async function serveCommand(options: ServeOptions): Promise<{ close(): Pr
   });
   const server = await createServer(config);
   if (config.dev) process.stderr.write(BANNER);
+  await server.recordStart();
   server.startBackground();
   const http = listen({ fetch: server.app.fetch, port: options.port, hostname: options.host });
   await new Promise<void>((resolve, reject) => {
