@@ -17,9 +17,10 @@ function sources(dir: string): string[] {
 
 function imports(file: string): string[] {
   const text = readFileSync(file, 'utf8');
-  return [...text.matchAll(/(?:^|\n)\s*(?:import|export)[^'"]*?from\s+['"]([^'"]+)['"]/g), ...text.matchAll(/import\(\s*['"]([^'"]+)['"]\s*\)/g)].map(
-    (m) => m[1]!,
-  );
+  return [
+    ...text.matchAll(/(?:^|\n)\s*(?:import|export)[^'"]*?from\s+['"]([^'"]+)['"]/g),
+    ...text.matchAll(/import\(\s*['"]([^'"]+)['"]\s*\)/g),
+  ].map((m) => m[1]!);
 }
 
 const pkg = (name: string) => sources(join(ROOT, 'packages', name, 'src'));
@@ -28,7 +29,10 @@ describe('architecture', () => {
   it('core imports nothing from the repo and no node:* module', () => {
     for (const file of pkg('core')) {
       for (const spec of imports(file)) {
-        expect(spec.startsWith('node:') || spec.startsWith('@countersign/'), `${relative(ROOT, file)} imports ${spec}`).toBe(false);
+        expect(
+          spec.startsWith('node:') || spec.startsWith('@countersign/'),
+          `${relative(ROOT, file)} imports ${spec}`,
+        ).toBe(false);
       }
     }
   });
@@ -37,7 +41,10 @@ describe('architecture', () => {
     for (const file of [...pkg('protocol'), ...pkg('sdk')]) {
       for (const spec of imports(file)) {
         expect(spec.startsWith('node:'), `${relative(ROOT, file)} imports ${spec}`).toBe(false);
-        expect(/^@countersign\/(core|server|store|policy|cli)/.test(spec), `${relative(ROOT, file)} imports ${spec}`).toBe(false);
+        expect(
+          /^@countersign\/(core|server|store|policy|cli)/.test(spec),
+          `${relative(ROOT, file)} imports ${spec}`,
+        ).toBe(false);
       }
     }
   });

@@ -104,7 +104,9 @@ export function verifyAuditChain(
     const fail = (reason: string): ChainVerification => ({
       ok: false,
       count,
-      seq: typeof event.seq === 'number' ? event.seq : position,
+      // The position in the chain, which is where an auditor must look (a rewritten seq
+      // would otherwise point at an untouched event).
+      seq: position,
       eventId: typeof event.id === 'string' ? event.id : null,
       reason,
     });

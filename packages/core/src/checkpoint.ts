@@ -184,7 +184,17 @@ export function decide(
     };
   }
 
-  // An allow whose determining permits are all permits (Cedar guarantees no forbid was satisfied).
+  // Defence in depth: an allow must rest on at least one permit and on no forbid. Cedar
+  // guarantees both; an engine that breaks that promise gets a deny, not our trust.
+  if (parsed.length === 0 || parsed.some(({ policy }) => policy.effect === 'forbid')) {
+    return denyDecision(
+      settings,
+      policyVersion,
+      [],
+      ['the policy engine returned an inconsistent allow'],
+      'CS_POLICY_ERROR',
+    );
+  }
   const reviewing = parsed.filter(({ ann }) => ann.review !== undefined);
   const obligations: Obligations = {
     maxTtlSeconds: Math.min(

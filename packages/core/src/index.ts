@@ -55,7 +55,14 @@ export {
   type ResourceName,
   type ResourcePattern,
 } from './resource.js';
-export { assessRisk, DEFAULT_RISK_SETTINGS, isTainted, type RiskSettings, type RiskWeights } from './risk.js';
+export {
+  assessRisk,
+  crossesBoundary,
+  DEFAULT_RISK_SETTINGS,
+  isTainted,
+  type RiskSettings,
+  type RiskWeights,
+} from './risk.js';
 export type { LeaseSelector, ReadMethods, Store, StoreTx } from './store-port.js';
 export { hasBidiControls, hasInvisibleCharacters, isSuspiciousText } from './text.js';
 export {

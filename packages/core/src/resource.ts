@@ -11,6 +11,8 @@ const SCHEME = /^[a-z][a-z0-9+-]{0,31}$/;
 // Letters, digits and a few separators; must start with a letter or digit.
 const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._@+=,:~-]{0,127}$/;
 const MAX_SEGMENTS = 32;
+// The first segment is a host: lowercase letters, digits, dots and hyphens, optionally a port.
+const HOST = /^[a-z0-9][a-z0-9.-]{0,127}(:[1-9][0-9]{0,4})?$/;
 
 export interface ResourceName {
   readonly uri: string;
@@ -38,6 +40,23 @@ export function parseResource(text: string): ResourceName {
     if (segment.endsWith('.')) invalid('a segment may not end with a dot');
     if (!SEGMENT.test(segment))
       invalid(`segment ${JSON.stringify(segment)} has characters outside [A-Za-z0-9._@+=,:~-]`);
+  }
+  if (!HOST.test(segments[0]!)) {
+    invalid(
+      `the first segment ${JSON.stringify(segments[0])} must be a lowercase host ([a-z0-9.-], optional :port)`,
+    );
+  }
+  // The first segment is what a WHATWG URL parser (a resource server's `new URL()`) reads as
+  // the host. It must read exactly as we do: no userinfo (`prod@staging`), no case folding
+  // (`DOCS.acme.dev`), no numeric-host rewriting (`0x7f.1` is 127.0.0.1) (THREATS.md F2).
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    invalid('the first segment is not a valid host');
+  }
+  if (url.username !== '' || url.password !== '' || url.host !== segments[0]) {
+    invalid(`the first segment ${JSON.stringify(segments[0])} is not read as the same host by a URL parser`);
   }
   return { uri: text, scheme, segments };
 }

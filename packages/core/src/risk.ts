@@ -60,6 +60,11 @@ export interface RiskInput {
   readonly request: AccessRequestInput;
 }
 
+/** Operator facts only: an uncatalogued resource is outside every boundary. */
+export function crossesBoundary(agent: Pick<Agent, 'boundary'>, facts: ResourceFacts): boolean {
+  return facts.pattern === null || agent.boundary !== facts.boundary;
+}
+
 export function isTainted(request: AccessRequestInput, settings: RiskSettings): boolean {
   return (request.context.tool_chain ?? []).some(
     (call) => call.source === 'untrusted' || settings.taintedTools.includes(call.tool),
@@ -90,8 +95,8 @@ export function assessRisk(input: RiskInput, settings: RiskSettings = DEFAULT_RI
   if (settings.productionEnvironments.includes(input.facts.environment)) {
     add('production', weights.production, `resource environment ${input.facts.environment}`);
   }
-  // An uncatalogued resource has boundary "unknown": counted as crossing, the conservative reading.
-  if (input.agent.boundary !== input.facts.boundary) {
+  // An uncatalogued resource always counts as crossing, whatever the agent's boundary is called.
+  if (crossesBoundary(input.agent, input.facts)) {
     add(
       'cross_boundary',
       weights.crossBoundary,

@@ -74,5 +74,10 @@ export function parseJsonBody(bytes: Uint8Array, maxDepth = MAX_JSON_DEPTH): unk
       }
     },
   });
-  return JSON.parse(text);
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    // momoa tolerates some things JSON.parse refuses (raw control characters in strings).
+    throw new CountersignError('CS_BAD_JSON', 'body is not valid JSON', { cause: error });
+  }
 }

@@ -12,7 +12,7 @@ import type { Grant, IssuedCredential } from '../issuer-port.js';
 import type { CedarValue, PolicyInput } from '../ports.js';
 import type { AccessRequestRecord, AgentRecord, LeaseRecord } from '../records.js';
 import { parseResource } from '../resource.js';
-import { assessRisk, isTainted } from '../risk.js';
+import { assessRisk, crossesBoundary, isTainted } from '../risk.js';
 import type { AccessRequestInput, Decision, RequestStatus } from '../types.js';
 import { agentActor, requestSummary } from './audit-helpers.js';
 import { consumeAssertion } from './consume-assertion.js';
@@ -40,7 +40,17 @@ const OUTCOME_STATUS = { allow: 'allowed', deny: 'denied', review: 'pending' } a
   RequestStatus
 >;
 
-function existingFor(record: AccessRequestRecord, bodyHash: string): AccessRequestResult {
+/**
+ * Answers a retry with the earlier request. The retry's assertion is still consumed first:
+ * a used or stolen assertion never reads anything back, on any instance, after any restart.
+ */
+async function existingFor(
+  ctx: DomainContext,
+  assertion: Assertion,
+  record: AccessRequestRecord,
+  bodyHash: string,
+): Promise<AccessRequestResult> {
+  await ctx.store.transaction((tx) => consumeAssertion(tx, assertion));
   if (record.bodyHash !== bodyHash) {
     throw new CountersignError(
       'CS_IDEMPOTENCY_MISMATCH',
@@ -65,7 +75,7 @@ export async function submitAccessRequest({
     const earlier = await ctx.store.read((tx) =>
       tx.findRequestByIdempotencyKey(agent.id, input.idempotencyKey!),
     );
-    if (earlier) return existingFor(earlier, bodyHash);
+    if (earlier) return existingFor(ctx, input.assertion, earlier, bodyHash);
   }
   if (await ctx.store.read((tx) => tx.isTaskCompleted(agent.id, request.intent.task_id))) {
     throw new CountersignError('CS_TASK_COMPLETED', `task ${request.intent.task_id} is already complete`);
@@ -107,7 +117,7 @@ export async function submitAccessRequest({
       action_name: action,
       risk_score: risk.score,
       risk_factors: risk.factors.map((f) => f.name) as CedarValue[],
-      cross_boundary: agent.boundary !== facts.boundary,
+      cross_boundary: crossesBoundary(agent, facts),
       tainted: isTainted(request, ctx.risk),
       ttl_seconds: requestedTtl,
     },
@@ -251,7 +261,7 @@ export async function submitAccessRequest({
       const earlier = await ctx.store.read((tx) =>
         tx.findRequestByIdempotencyKey(agent.id, input.idempotencyKey!),
       );
-      if (earlier) return existingFor(earlier, bodyHash);
+      if (earlier) return existingFor(ctx, input.assertion, earlier, bodyHash);
     }
     throw error;
   }

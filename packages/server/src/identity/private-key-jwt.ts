@@ -58,6 +58,14 @@ export class PrivateKeyJwtAuthenticator implements AgentAuthenticator {
 
   async authenticate(token: string): Promise<AuthenticatedAgent> {
     if (token.length > MAX_TOKEN_LENGTH) invalid('token too long');
+    // One assertion, one spelling: refuse non-canonical base64url (padding, stray trailing
+    // bits) so nothing keyed on the token text can be sidestepped by re-encoding it.
+    const segments = token.split('.');
+    if (segments.length !== 3 || segments.some((s) => !/^[A-Za-z0-9_-]+$/.test(s)))
+      invalid('not a compact JWS');
+    const signature = segments[2]!;
+    if (Buffer.from(signature, 'base64url').toString('base64url') !== signature)
+      invalid('non-canonical signature encoding');
     let header: ReturnType<typeof decodeProtectedHeader>;
     let claims: ReturnType<typeof decodeJwt>;
     try {
@@ -101,7 +109,12 @@ export class PrivateKeyJwtAuthenticator implements AgentAuthenticator {
         error,
       );
     }
+    // RFC 8725 §3.10 spirit: one audience, ours. jose accepts us among several; we do not.
+    if (payload.aud !== this.options.audience) invalid('the audience must be exactly this server');
     const exp = payload.exp!;
+    if (typeof payload.iat === 'number' && (payload.iat > now + CLOCK_SKEW_SECONDS || exp <= payload.iat)) {
+      invalid('iat is in the future or not before exp');
+    }
     if (exp - now > MAX_ASSERTION_LIFETIME_SECONDS + CLOCK_SKEW_SECONDS) {
       invalid(`exp may be at most ${MAX_ASSERTION_LIFETIME_SECONDS}s ahead`);
     }

@@ -6,7 +6,8 @@ import type { AuthenticatedAgent } from '../identity/authenticator.js';
 /** Reads `Authorization: Bearer <assertion>` and authenticates the agent; counts failures. */
 export async function authenticateAgent(deps: ServerDeps, c: Context): Promise<AuthenticatedAgent> {
   const header = c.req.header('authorization');
-  const match = header ? /^Bearer ([A-Za-z0-9_.~+/-]+=*)$/.exec(header) : null;
+  // The token's own shape (compact JWS, canonical base64url) is the authenticator's to judge.
+  const match = header ? /^Bearer (\S{1,8192})$/.exec(header) : null;
   try {
     if (!match)
       throw new CountersignError(

@@ -15,15 +15,18 @@ type Caller = { kind: 'agent'; id: string } | { kind: 'resource_server'; id: str
 async function authenticateCaller(deps: ServerDeps, c: Context): Promise<Caller> {
   const header = c.req.header('authorization') ?? '';
   if (header.startsWith('Basic ')) {
-    let decoded = '';
+    let id = '';
+    let secret = '';
+    let sep = -1;
     try {
-      decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
+      // RFC 6749 §2.3.1: client id and secret are form-urlencoded before Basic encoding.
+      const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
+      sep = decoded.indexOf(':');
+      id = decodeURIComponent(decoded.slice(0, sep));
+      secret = decodeURIComponent(decoded.slice(sep + 1));
     } catch {
-      // falls through to the refusal below
+      sep = -1; // malformed: refused below like a wrong secret
     }
-    const sep = decoded.indexOf(':');
-    const id = decodeURIComponent(decoded.slice(0, sep));
-    const secret = decodeURIComponent(decoded.slice(sep + 1));
     const known = deps.config.resourceServers.find((r) => r.id === id);
     const presented = createHash('sha256').update(secret).digest();
     const expected = Buffer.from(known?.secretSha256 ?? '0'.repeat(64), 'hex');
