@@ -36,7 +36,7 @@ export {
   type ErrorCode,
   isCountersignError,
 } from './errors.js';
-export type { Grant, IssuedCredential, Issuer } from './issuer-port.js';
+export type { Grant, IssuedCredential, Issuer, ReceiptSigner } from './issuer-port.js';
 export type {
   CedarValue,
   Clock,
@@ -46,7 +46,21 @@ export type {
   PolicyInput,
 } from './ports.js';
 export { systemClock } from './ports.js';
-export type { AccessRequestRecord, AgentRecord, LeaseRecord, LeaseStatus } from './records.js';
+export type {
+  AccessRequestRecord,
+  AgentRecord,
+  ChallengePurpose,
+  ChallengeRecord,
+  InviteRecord,
+  LeaseRecord,
+  LeaseStatus,
+  ReviewerCredentialRecord,
+  ReviewerRecord,
+  ReviewerStatus,
+  SessionRecord,
+  Verdict,
+  VoteRecord,
+} from './records.js';
 export {
   MAX_RESOURCE_LENGTH,
   matchesPattern,
@@ -55,6 +69,15 @@ export {
   type ResourceName,
   type ResourcePattern,
 } from './resource.js';
+export {
+  DECISION_CHALLENGE_TAG,
+  type DecisionChallengeInput,
+  decisionChallenge,
+  ineligibility,
+  requestClaims,
+  type Tally,
+  tally,
+} from './review.js';
 export {
   assessRisk,
   crossesBoundary,
@@ -91,13 +114,30 @@ export {
   validateAgentId,
   validateName,
 } from './usecases/agents.js';
+export {
+  type CastVoteInput,
+  castVote,
+  type VerifiedAssertion,
+  type VoteResult,
+} from './usecases/cast-vote.js';
 export { completeTask } from './usecases/complete-task.js';
 export { consumeAssertion } from './usecases/consume-assertion.js';
 export type { Assertion, DomainContext, IdGenerator, RequestEvents } from './usecases/context.js';
+export { deliverCredential } from './usecases/deliver-credential.js';
 export { expireReview, expireReviews } from './usecases/expire-reviews.js';
 export { getAccessRequest } from './usecases/get-access-request.js';
 export { type LeaseState, leaseState, revokeLease } from './usecases/leases.js';
 export { recordPolicyLoad } from './usecases/record-policy-load.js';
+export {
+  bumpCounter,
+  endReviewerSession,
+  enrollReviewer,
+  inviteReviewer,
+  removeReviewer,
+  startReviewerSession,
+  validateGroups,
+  validateReviewerEmail,
+} from './usecases/reviewers.js';
 export {
   type AccessRequestResult,
   type SubmitAccessRequestInput,

@@ -30,3 +30,8 @@ export interface Issuer {
   /** Makes the credential. Nothing leaves the process until the lease record commits. */
   issue(grant: Grant): Promise<IssuedCredential>;
 }
+
+/** Signs approval receipts: compact JWS anyone can verify offline against the JWKS. */
+export interface ReceiptSigner {
+  sign(claims: Readonly<Record<string, unknown>>): Promise<string>;
+}

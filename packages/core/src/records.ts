@@ -55,4 +55,77 @@ export interface LeaseRecord {
   readonly status: LeaseStatus;
   readonly revokedAt: number | null;
   readonly revokeReason: string | null;
+  /** When the credential was handed to the agent (once). */
+  readonly deliveredAt: number | null;
+}
+
+export type ReviewerStatus = 'active' | 'removed';
+
+/** A human reviewer: strongly authenticated (passkey), member of groups. */
+export interface ReviewerRecord {
+  readonly id: string;
+  readonly email: string;
+  readonly groups: readonly string[];
+  readonly status: ReviewerStatus;
+  /** The opaque WebAuthn user handle (never the email). */
+  readonly webauthnUserId: string;
+  readonly createdAt: number;
+}
+
+/** A registered passkey. */
+export interface ReviewerCredentialRecord {
+  /** The credential id, base64url. */
+  readonly id: string;
+  readonly reviewerId: string;
+  /** COSE public key, base64url. */
+  readonly publicKey: string;
+  readonly counter: number;
+  readonly transports: readonly string[];
+  readonly createdAt: number;
+  readonly lastUsedAt: number | null;
+}
+
+export interface InviteRecord {
+  readonly tokenHash: string;
+  readonly email: string;
+  readonly groups: readonly string[];
+  readonly expiresAt: number;
+  readonly usedAt: number | null;
+  readonly createdAt: number;
+}
+
+export interface SessionRecord {
+  readonly tokenHash: string;
+  readonly reviewerId: string;
+  readonly createdAt: number;
+  readonly lastSeenAt: number;
+  readonly expiresAt: number;
+  readonly revokedAt: number | null;
+}
+
+export type ChallengePurpose = 'enroll' | 'login' | 'decision';
+export type Verdict = 'approve' | 'deny';
+
+/** A one-time WebAuthn challenge. For decisions the challenge is derived, never random alone. */
+export interface ChallengeRecord {
+  readonly id: string;
+  readonly purpose: ChallengePurpose;
+  readonly reviewerId: string | null;
+  readonly requestId: string | null;
+  readonly verdict: Verdict | null;
+  readonly nonce: string;
+  /** base64url of the challenge bytes. */
+  readonly challenge: string;
+  readonly expiresAt: number;
+  readonly usedAt: number | null;
+}
+
+export interface VoteRecord {
+  readonly requestId: string;
+  readonly reviewerId: string;
+  readonly verdict: Verdict;
+  /** SHA-256 of the WebAuthn assertion the vote rests on. */
+  readonly assertionHash: string;
+  readonly credentialId: string;
+  readonly createdAt: number;
 }

@@ -4,7 +4,17 @@
  * as read-then-write in the caller.
  */
 import type { AuditEvent, AuditEventInput } from './audit.js';
-import type { AccessRequestRecord, AgentRecord, LeaseRecord } from './records.js';
+import type {
+  AccessRequestRecord,
+  AgentRecord,
+  ChallengeRecord,
+  InviteRecord,
+  LeaseRecord,
+  ReviewerCredentialRecord,
+  ReviewerRecord,
+  SessionRecord,
+  VoteRecord,
+} from './records.js';
 import type { RequestStatus } from './types.js';
 
 export type LeaseSelector =
@@ -50,6 +60,52 @@ export interface StoreTx {
   /** Compare-and-set: true the first time a task is completed. */
   completeTask(agentId: string, taskId: string, at: number): Promise<boolean>;
 
+  /** Requests of one agent in one status, newest first (novelty, history). */
+  listAgentRequests(agentId: string, status: RequestStatus, limit: number): Promise<AccessRequestRecord[]>;
+  /** Requests that went to review: pending ones, or decided ones, newest first. */
+  listReviewRequests(
+    filter: { pending: boolean; status?: RequestStatus; agentId?: string },
+    limit: number,
+  ): Promise<AccessRequestRecord[]>;
+  /** Compare-and-set: true the first time a lease's credential is handed to its agent. */
+  markLeaseDelivered(leaseId: string, at: number): Promise<boolean>;
+
+  insertReviewer(reviewer: ReviewerRecord): Promise<void>;
+  getReviewer(id: string): Promise<ReviewerRecord | null>;
+  getReviewerByEmail(email: string): Promise<ReviewerRecord | null>;
+  listReviewers(): Promise<ReviewerRecord[]>;
+  setReviewerStatus(
+    id: string,
+    from: ReviewerRecord['status'],
+    to: ReviewerRecord['status'],
+  ): Promise<boolean>;
+  insertReviewerCredential(credential: ReviewerCredentialRecord): Promise<void>;
+  getReviewerCredential(id: string): Promise<ReviewerCredentialRecord | null>;
+  listReviewerCredentials(reviewerId: string): Promise<ReviewerCredentialRecord[]>;
+  /** Compare-and-set on the signature counter (a clone shows as a counter that does not grow). */
+  updateCredentialCounter(id: string, from: number, to: number, at: number): Promise<boolean>;
+
+  insertInvite(invite: InviteRecord): Promise<void>;
+  getInvite(tokenHash: string): Promise<InviteRecord | null>;
+  /** Compare-and-set: true once, for an unused, unexpired invite. */
+  consumeInvite(tokenHash: string, at: number): Promise<boolean>;
+
+  insertSession(session: SessionRecord): Promise<void>;
+  getSession(tokenHash: string): Promise<SessionRecord | null>;
+  touchSession(tokenHash: string, at: number): Promise<void>;
+  revokeSessions(selector: { tokenHash: string } | { reviewerId: string }, at: number): Promise<number>;
+
+  insertChallenge(challenge: ChallengeRecord): Promise<void>;
+  getChallenge(id: string): Promise<ChallengeRecord | null>;
+  /** Compare-and-set: true once, for an unused, unexpired challenge. */
+  consumeChallenge(id: string, at: number): Promise<boolean>;
+
+  /** Fails with CS_ALREADY_VOTED when this reviewer voted on this request before. */
+  insertVote(vote: VoteRecord): Promise<void>;
+  listVotes(requestId: string): Promise<VoteRecord[]>;
+  insertReceipt(requestId: string, jws: string, at: number): Promise<void>;
+  getReceipt(requestId: string): Promise<string | null>;
+
   /** Appends one event to the chain. Throws CS_AUDIT_WRITE_FAILED on any failure. */
   appendAudit(input: AuditEventInput, at: number): Promise<AuditEvent>;
 }
@@ -78,4 +134,16 @@ export type ReadMethods =
   | 'listPendingRequests'
   | 'getLease'
   | 'getLeaseByCredentialId'
-  | 'isTaskCompleted';
+  | 'isTaskCompleted'
+  | 'listAgentRequests'
+  | 'listReviewRequests'
+  | 'getReviewer'
+  | 'getReviewerByEmail'
+  | 'listReviewers'
+  | 'getReviewerCredential'
+  | 'listReviewerCredentials'
+  | 'getInvite'
+  | 'getSession'
+  | 'getChallenge'
+  | 'listVotes'
+  | 'getReceipt';

@@ -24,6 +24,7 @@ import { toWireError } from './errors.js';
 import type { AgentAuthenticator } from './identity/authenticator.js';
 import { PrivateKeyJwtAuthenticator } from './identity/private-key-jwt.js';
 import { accessTokenIssuer } from './issuers/access-token.js';
+import { receiptSigner } from './issuers/receipt.js';
 import { loadSigningKey, type SigningKey } from './keys.js';
 import { createMetrics, type Metrics, timed, timedSync } from './metrics.js';
 import { agentRoutes } from './routes/agent.js';
@@ -132,6 +133,7 @@ export async function createServer(
     policy: () => engine,
     catalog: () => catalog,
     issuer: instrumentIssuer(accessTokenIssuer({ issuer: config.issuer, key: signingKey }), metrics),
+    receipts: receiptSigner({ issuer: config.issuer, key: signingKey, clock }),
     risk: config.risk,
     checkpoint: {
       defaultMaxTtlSeconds: config.defaultMaxTtlSeconds,

@@ -113,6 +113,86 @@ export const MIGRATIONS: readonly Migration[] = [
         .compile(),
     ],
   },
+  {
+    version: 2,
+    name: 'human review',
+    statements: (db) => [
+      db.schema
+        .createTable('reviewers')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('email', 'text', (c) => c.notNull().unique())
+        .addColumn('groups', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('webauthn_user_id', 'text', (c) => c.notNull().unique())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .compile(),
+      db.schema
+        .createTable('reviewer_credentials')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('reviewer_id', 'text', (c) => c.notNull())
+        .addColumn('public_key', 'text', (c) => c.notNull())
+        .addColumn('counter', 'bigint', (c) => c.notNull())
+        .addColumn('transports', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_used_at', 'bigint')
+        .compile(),
+      db.schema
+        .createIndex('reviewer_credentials_reviewer')
+        .on('reviewer_credentials')
+        .column('reviewer_id')
+        .compile(),
+      db.schema
+        .createTable('invites')
+        // Only the hash of the invite token is stored: the link is the secret.
+        .addColumn('token_hash', 'text', (c) => c.primaryKey())
+        .addColumn('email', 'text', (c) => c.notNull())
+        .addColumn('groups', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('used_at', 'bigint')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .compile(),
+      db.schema
+        .createTable('sessions')
+        .addColumn('token_hash', 'text', (c) => c.primaryKey())
+        .addColumn('reviewer_id', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_seen_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('revoked_at', 'bigint')
+        .compile(),
+      db.schema
+        .createTable('challenges')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('purpose', 'text', (c) => c.notNull())
+        .addColumn('reviewer_id', 'text')
+        .addColumn('request_id', 'text')
+        .addColumn('verdict', 'text')
+        .addColumn('nonce', 'text', (c) => c.notNull())
+        .addColumn('challenge', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('used_at', 'bigint')
+        .compile(),
+      db.schema
+        .createTable('votes')
+        .addColumn('request_id', 'text', (c) => c.notNull())
+        .addColumn('reviewer_id', 'text', (c) => c.notNull())
+        .addColumn('verdict', 'text', (c) => c.notNull())
+        .addColumn('assertion_hash', 'text', (c) => c.notNull())
+        .addColumn('credential_id', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        // One vote per person per request: quorum counts distinct people (invariant 8).
+        .addPrimaryKeyConstraint('votes_pk', ['request_id', 'reviewer_id'])
+        .compile(),
+      db.schema
+        .createTable('receipts')
+        .addColumn('request_id', 'text', (c) => c.primaryKey())
+        .addColumn('jws', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .compile(),
+      // A lease's credential is handed out once; approved leases wait for their agent.
+      db.schema.alterTable('leases').addColumn('delivered_at', 'bigint').compile(),
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -46,7 +46,61 @@ export interface Database {
     status: string;
     revoked_at: number | null;
     revoke_reason: string | null;
+    delivered_at: number | null;
   };
+  reviewers: {
+    id: string;
+    email: string;
+    groups: string;
+    status: string;
+    webauthn_user_id: string;
+    created_at: number;
+  };
+  reviewer_credentials: {
+    id: string;
+    reviewer_id: string;
+    public_key: string;
+    counter: number;
+    transports: string;
+    created_at: number;
+    last_used_at: number | null;
+  };
+  invites: {
+    token_hash: string;
+    email: string;
+    groups: string;
+    expires_at: number;
+    used_at: number | null;
+    created_at: number;
+  };
+  sessions: {
+    token_hash: string;
+    reviewer_id: string;
+    created_at: number;
+    last_seen_at: number;
+    expires_at: number;
+    revoked_at: number | null;
+  };
+  challenges: {
+    id: string;
+    purpose: string;
+    reviewer_id: string | null;
+    request_id: string | null;
+    verdict: string | null;
+    nonce: string;
+    challenge: string;
+    expires_at: number;
+    used_at: number | null;
+  };
+  votes: {
+    request_id: string;
+    reviewer_id: string;
+    verdict: string;
+    assertion_hash: string;
+    credential_id: string;
+    created_at: number;
+  };
+  receipts: { request_id: string; jws: string; created_at: number };
   tasks: { agent_id: string; task_id: string; completed_at: number };
   audit_events: {
     seq: number;

@@ -7,11 +7,17 @@ import {
   type AgentRecord,
   type AuditEvent,
   type AuditEventInput,
+  type ChallengeRecord,
   CountersignError,
   chainEvent,
+  type InviteRecord,
   type LeaseRecord,
   type LeaseSelector,
+  type ReviewerCredentialRecord,
+  type ReviewerRecord,
+  type SessionRecord,
   type StoreTx,
+  type VoteRecord,
 } from '@countersign/core';
 import type { Kysely, Selectable } from 'kysely';
 import { type Executor, UniqueViolation } from './executor.js';
@@ -73,6 +79,44 @@ function toLease(r: Row<'leases'>): LeaseRecord {
     status: r.status as LeaseRecord['status'],
     revokedAt: numOrNull(r.revoked_at),
     revokeReason: r.revoke_reason,
+    deliveredAt: numOrNull(r.delivered_at),
+  };
+}
+
+function toReviewer(r: Row<'reviewers'>): ReviewerRecord {
+  return {
+    id: r.id,
+    email: r.email,
+    groups: JSON.parse(r.groups),
+    status: r.status as ReviewerRecord['status'],
+    webauthnUserId: r.webauthn_user_id,
+    createdAt: num(r.created_at),
+  };
+}
+
+function toCredential(r: Row<'reviewer_credentials'>): ReviewerCredentialRecord {
+  return {
+    id: r.id,
+    reviewerId: r.reviewer_id,
+    publicKey: r.public_key,
+    counter: num(r.counter),
+    transports: JSON.parse(r.transports),
+    createdAt: num(r.created_at),
+    lastUsedAt: numOrNull(r.last_used_at),
+  };
+}
+
+function toChallenge(r: Row<'challenges'>): ChallengeRecord {
+  return {
+    id: r.id,
+    purpose: r.purpose as ChallengeRecord['purpose'],
+    reviewerId: r.reviewer_id,
+    requestId: r.request_id,
+    verdict: r.verdict as ChallengeRecord['verdict'],
+    nonce: r.nonce,
+    challenge: r.challenge,
+    expiresAt: num(r.expires_at),
+    usedAt: numOrNull(r.used_at),
   };
 }
 
@@ -279,6 +323,7 @@ export class SqlTx implements StoreTx {
           status: l.status,
           revoked_at: l.revokedAt,
           revoke_reason: l.revokeReason,
+          delivered_at: l.deliveredAt,
         })
         .compile(),
     );
@@ -340,6 +385,346 @@ export class SqlTx implements StoreTx {
       if (error instanceof UniqueViolation) return false;
       throw error;
     }
+  }
+
+  async listAgentRequests(agentId: string, status: AccessRequestRecord['status'], limit: number) {
+    const rows = await this.exec.all<Row<'access_requests'>>(
+      this.db
+        .selectFrom('access_requests')
+        .selectAll()
+        .where('agent_id', '=', agentId)
+        .where('status', '=', status)
+        .orderBy('created_at', 'desc')
+        .limit(limit)
+        .compile(),
+    );
+    return rows.map(toRequest);
+  }
+
+  async listReviewRequests(
+    filter: { pending: boolean; status?: AccessRequestRecord['status']; agentId?: string },
+    limit: number,
+  ) {
+    // Only reviews carry a deadline.
+    let q = this.db.selectFrom('access_requests').selectAll().where('deadline_at', 'is not', null);
+    q = filter.pending ? q.where('status', '=', 'pending') : q.where('status', '!=', 'pending');
+    if (filter.status) q = q.where('status', '=', filter.status);
+    if (filter.agentId) q = q.where('agent_id', '=', filter.agentId);
+    const rows = await this.exec.all<Row<'access_requests'>>(
+      q.orderBy('created_at', 'desc').limit(limit).compile(),
+    );
+    return rows.map(toRequest);
+  }
+
+  async markLeaseDelivered(leaseId: string, at: number) {
+    const r = await this.exec.run(
+      this.db
+        .updateTable('leases')
+        .set({ delivered_at: at })
+        .where('id', '=', leaseId)
+        .where('delivered_at', 'is', null)
+        .compile(),
+    );
+    return r.changes === 1;
+  }
+
+  async insertReviewer(x: ReviewerRecord) {
+    try {
+      await this.exec.run(
+        this.db
+          .insertInto('reviewers')
+          .values({
+            id: x.id,
+            email: x.email,
+            groups: JSON.stringify(x.groups),
+            status: x.status,
+            webauthn_user_id: x.webauthnUserId,
+            created_at: x.createdAt,
+          })
+          .compile(),
+      );
+    } catch (error) {
+      if (error instanceof UniqueViolation) {
+        throw new CountersignError('CS_REVIEWER_EXISTS', `a reviewer ${x.email} already exists`, {
+          cause: error,
+        });
+      }
+      throw error;
+    }
+  }
+
+  async getReviewer(id: string) {
+    const r = await this.one<'reviewers'>(this.db.selectFrom('reviewers').selectAll().where('id', '=', id));
+    return r ? toReviewer(r) : null;
+  }
+
+  async getReviewerByEmail(email: string) {
+    const r = await this.one<'reviewers'>(
+      this.db.selectFrom('reviewers').selectAll().where('email', '=', email),
+    );
+    return r ? toReviewer(r) : null;
+  }
+
+  async listReviewers() {
+    const rows = await this.exec.all<Row<'reviewers'>>(
+      this.db.selectFrom('reviewers').selectAll().orderBy('email').compile(),
+    );
+    return rows.map(toReviewer);
+  }
+
+  async setReviewerStatus(id: string, from: ReviewerRecord['status'], to: ReviewerRecord['status']) {
+    const r = await this.exec.run(
+      this.db
+        .updateTable('reviewers')
+        .set({ status: to })
+        .where('id', '=', id)
+        .where('status', '=', from)
+        .compile(),
+    );
+    return r.changes === 1;
+  }
+
+  async insertReviewerCredential(c: ReviewerCredentialRecord) {
+    try {
+      await this.exec.run(
+        this.db
+          .insertInto('reviewer_credentials')
+          .values({
+            id: c.id,
+            reviewer_id: c.reviewerId,
+            public_key: c.publicKey,
+            counter: c.counter,
+            transports: JSON.stringify(c.transports),
+            created_at: c.createdAt,
+            last_used_at: c.lastUsedAt,
+          })
+          .compile(),
+      );
+    } catch (error) {
+      if (error instanceof UniqueViolation) {
+        throw new CountersignError('CS_REVIEWER_EXISTS', 'this passkey is already registered', {
+          cause: error,
+        });
+      }
+      throw error;
+    }
+  }
+
+  async getReviewerCredential(id: string) {
+    const r = await this.one<'reviewer_credentials'>(
+      this.db.selectFrom('reviewer_credentials').selectAll().where('id', '=', id),
+    );
+    return r ? toCredential(r) : null;
+  }
+
+  async listReviewerCredentials(reviewerId: string) {
+    const rows = await this.exec.all<Row<'reviewer_credentials'>>(
+      this.db
+        .selectFrom('reviewer_credentials')
+        .selectAll()
+        .where('reviewer_id', '=', reviewerId)
+        .orderBy('created_at')
+        .compile(),
+    );
+    return rows.map(toCredential);
+  }
+
+  async updateCredentialCounter(id: string, from: number, to: number, at: number) {
+    const r = await this.exec.run(
+      this.db
+        .updateTable('reviewer_credentials')
+        .set({ counter: to, last_used_at: at })
+        .where('id', '=', id)
+        .where('counter', '=', from)
+        .compile(),
+    );
+    return r.changes === 1;
+  }
+
+  async insertInvite(i: InviteRecord) {
+    await this.exec.run(
+      this.db
+        .insertInto('invites')
+        .values({
+          token_hash: i.tokenHash,
+          email: i.email,
+          groups: JSON.stringify(i.groups),
+          expires_at: i.expiresAt,
+          used_at: i.usedAt,
+          created_at: i.createdAt,
+        })
+        .compile(),
+    );
+  }
+
+  async getInvite(tokenHash: string) {
+    const r = await this.one<'invites'>(
+      this.db.selectFrom('invites').selectAll().where('token_hash', '=', tokenHash),
+    );
+    return r
+      ? {
+          tokenHash: r.token_hash,
+          email: r.email,
+          groups: JSON.parse(r.groups) as string[],
+          expiresAt: num(r.expires_at),
+          usedAt: numOrNull(r.used_at),
+          createdAt: num(r.created_at),
+        }
+      : null;
+  }
+
+  async consumeInvite(tokenHash: string, at: number) {
+    const r = await this.exec.run(
+      this.db
+        .updateTable('invites')
+        .set({ used_at: at })
+        .where('token_hash', '=', tokenHash)
+        .where('used_at', 'is', null)
+        .where('expires_at', '>', at)
+        .compile(),
+    );
+    return r.changes === 1;
+  }
+
+  async insertSession(x: SessionRecord) {
+    await this.exec.run(
+      this.db
+        .insertInto('sessions')
+        .values({
+          token_hash: x.tokenHash,
+          reviewer_id: x.reviewerId,
+          created_at: x.createdAt,
+          last_seen_at: x.lastSeenAt,
+          expires_at: x.expiresAt,
+          revoked_at: x.revokedAt,
+        })
+        .compile(),
+    );
+  }
+
+  async getSession(tokenHash: string) {
+    const r = await this.one<'sessions'>(
+      this.db.selectFrom('sessions').selectAll().where('token_hash', '=', tokenHash),
+    );
+    return r
+      ? {
+          tokenHash: r.token_hash,
+          reviewerId: r.reviewer_id,
+          createdAt: num(r.created_at),
+          lastSeenAt: num(r.last_seen_at),
+          expiresAt: num(r.expires_at),
+          revokedAt: numOrNull(r.revoked_at),
+        }
+      : null;
+  }
+
+  async touchSession(tokenHash: string, at: number) {
+    await this.exec.run(
+      this.db.updateTable('sessions').set({ last_seen_at: at }).where('token_hash', '=', tokenHash).compile(),
+    );
+  }
+
+  async revokeSessions(selector: { tokenHash: string } | { reviewerId: string }, at: number) {
+    let q = this.db.updateTable('sessions').set({ revoked_at: at }).where('revoked_at', 'is', null);
+    q =
+      'tokenHash' in selector
+        ? q.where('token_hash', '=', selector.tokenHash)
+        : q.where('reviewer_id', '=', selector.reviewerId);
+    return (await this.exec.run(q.compile())).changes;
+  }
+
+  async insertChallenge(c: ChallengeRecord) {
+    await this.exec.run(
+      this.db
+        .insertInto('challenges')
+        .values({
+          id: c.id,
+          purpose: c.purpose,
+          reviewer_id: c.reviewerId,
+          request_id: c.requestId,
+          verdict: c.verdict,
+          nonce: c.nonce,
+          challenge: c.challenge,
+          expires_at: c.expiresAt,
+          used_at: c.usedAt,
+        })
+        .compile(),
+    );
+  }
+
+  async getChallenge(id: string) {
+    const r = await this.one<'challenges'>(this.db.selectFrom('challenges').selectAll().where('id', '=', id));
+    return r ? toChallenge(r) : null;
+  }
+
+  async consumeChallenge(id: string, at: number) {
+    const r = await this.exec.run(
+      this.db
+        .updateTable('challenges')
+        .set({ used_at: at })
+        .where('id', '=', id)
+        .where('used_at', 'is', null)
+        .where('expires_at', '>', at)
+        .compile(),
+    );
+    return r.changes === 1;
+  }
+
+  async insertVote(v: VoteRecord) {
+    try {
+      await this.exec.run(
+        this.db
+          .insertInto('votes')
+          .values({
+            request_id: v.requestId,
+            reviewer_id: v.reviewerId,
+            verdict: v.verdict,
+            assertion_hash: v.assertionHash,
+            credential_id: v.credentialId,
+            created_at: v.createdAt,
+          })
+          .compile(),
+      );
+    } catch (error) {
+      if (error instanceof UniqueViolation) {
+        throw new CountersignError('CS_ALREADY_VOTED', 'you already voted on this request', { cause: error });
+      }
+      throw error;
+    }
+  }
+
+  async listVotes(requestId: string) {
+    const rows = await this.exec.all<Row<'votes'>>(
+      this.db
+        .selectFrom('votes')
+        .selectAll()
+        .where('request_id', '=', requestId)
+        .orderBy('created_at')
+        .compile(),
+    );
+    return rows.map(
+      (r): VoteRecord => ({
+        requestId: r.request_id,
+        reviewerId: r.reviewer_id,
+        verdict: r.verdict as VoteRecord['verdict'],
+        assertionHash: r.assertion_hash,
+        credentialId: r.credential_id,
+        createdAt: num(r.created_at),
+      }),
+    );
+  }
+
+  async insertReceipt(requestId: string, jws: string, at: number) {
+    await this.exec.run(
+      this.db.insertInto('receipts').values({ request_id: requestId, jws, created_at: at }).compile(),
+    );
+  }
+
+  async getReceipt(requestId: string) {
+    const r = await this.one<'receipts'>(
+      this.db.selectFrom('receipts').selectAll().where('request_id', '=', requestId),
+    );
+    return r ? r.jws : null;
   }
 
   async appendAudit(input: AuditEventInput, at: number): Promise<AuditEvent> {

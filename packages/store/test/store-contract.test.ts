@@ -88,6 +88,7 @@ function lease(id: string, requestId: string, overrides: Partial<LeaseRecord> = 
     status: 'active',
     revokedAt: null,
     revokeReason: null,
+    deliveredAt: 1,
     ...overrides,
   };
 }

@@ -1,6 +1,6 @@
 import type { ResourceCatalog } from '../catalog.js';
 import type { CheckpointSettings } from '../checkpoint.js';
-import type { Issuer } from '../issuer-port.js';
+import type { Issuer, ReceiptSigner } from '../issuer-port.js';
 import type { Clock, PolicyEngine } from '../ports.js';
 import type { RiskSettings } from '../risk.js';
 import type { Store } from '../store-port.js';
@@ -23,6 +23,7 @@ export interface DomainContext {
   readonly policy: () => PolicyEngine;
   readonly catalog: () => ResourceCatalog;
   readonly issuer: Issuer;
+  readonly receipts: ReceiptSigner;
   readonly risk: RiskSettings;
   readonly checkpoint: CheckpointSettings;
   readonly ids: IdGenerator;

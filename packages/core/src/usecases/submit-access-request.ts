@@ -8,7 +8,7 @@ import { classifyAction, parseActionName } from '../action.js';
 import { decide } from '../checkpoint.js';
 import { requestDigest, sha256Hex } from '../digest.js';
 import { CountersignError } from '../errors.js';
-import type { Grant, IssuedCredential } from '../issuer-port.js';
+import type { IssuedCredential } from '../issuer-port.js';
 import type { CedarValue, PolicyInput } from '../ports.js';
 import type { AccessRequestRecord, AgentRecord, LeaseRecord } from '../records.js';
 import { parseResource } from '../resource.js';
@@ -17,6 +17,7 @@ import type { AccessRequestInput, Decision, RequestStatus } from '../types.js';
 import { agentActor, requestSummary } from './audit-helpers.js';
 import { consumeAssertion } from './consume-assertion.js';
 import type { Assertion, DomainContext } from './context.js';
+import { grantFor } from './grant.js';
 
 export interface SubmitAccessRequestInput {
   readonly agent: AgentRecord;
@@ -141,19 +142,21 @@ export async function submitAccessRequest({
   let issued: IssuedCredential | null = null;
   let lease: LeaseRecord | null = null;
   if (decision.outcome === 'allow') {
-    const ttl = Math.max(1, Math.min(requestedTtl, decision.obligations.maxTtlSeconds));
-    const grant: Grant = {
-      leaseId: ctx.ids.next('lease'),
-      requestId: id,
-      agentId: agent.id,
-      taskId: request.intent.task_id,
-      action,
-      resource: resource.uri,
-      audience: facts.audience,
-      requestDigest: digest,
-      issuedAt: now,
-      expiresAt: now + ttl * 1000,
-    };
+    const grant = grantFor(
+      ctx,
+      {
+        id,
+        agentId: agent.id,
+        taskId: request.intent.task_id,
+        action,
+        resource: resource.uri,
+        digest,
+        decision,
+      },
+      facts.audience,
+      now,
+      requestedTtl,
+    );
     issued = await ctx.issuer.issue(grant);
     lease = {
       id: grant.leaseId,
@@ -170,6 +173,8 @@ export async function submitAccessRequest({
       status: 'active',
       revokedAt: null,
       revokeReason: null,
+      // Handed over in this very answer, after the commit.
+      deliveredAt: now,
     };
   }
 

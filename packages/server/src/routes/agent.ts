@@ -4,6 +4,7 @@ import {
   canonicalJson,
   completeTask,
   consumeAssertion,
+  deliverCredential,
   getAccessRequest,
   submitAccessRequest,
   withdrawAccessRequest,
@@ -76,7 +77,11 @@ export function agentRoutes(deps: ServerDeps): Hono {
       record = await getAccessRequest({ ctx, input });
       if (ctx.clock.now() >= until) break;
     }
-    return c.json(accessRequestView(record));
+    // An approved request's credential is handed over once, to its agent, on its first read.
+    const credential = await deliverCredential({ ctx, input: { request: record } });
+    const receipt =
+      record.status === 'allowed' ? await ctx.store.read((tx) => tx.getReceipt(record.id)) : null;
+    return c.json({ ...accessRequestView(record, credential), ...(receipt ? { receipt } : {}) });
   });
 
   app.post('/v1/access-requests/:id/withdraw', async (c) => {

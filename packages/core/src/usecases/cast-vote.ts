@@ -1,0 +1,226 @@
+/**
+ * castVote: one reviewer's verdict on one request, resting on a passkey assertion the server
+ * has verified against the challenge recomputed from stored state. In ONE unit of work: the
+ * challenge is consumed (once), the request must still be pending, unchanged and in time, the
+ * reviewer eligible, the vote recorded (once per person), and when the tally ends the review,
+ * the request is finished, and on approval the lease and the approval receipt are issued with
+ * their audit events (invariants 1, 2, 3, 8).
+ */
+import { CountersignError } from '../errors.js';
+import type { LeaseRecord, ReviewerRecord, Verdict, VoteRecord } from '../records.js';
+import { ineligibility, requestClaims, tally } from '../review.js';
+import type { DomainContext } from './context.js';
+import { grantFor } from './grant.js';
+import { bumpCounter } from './reviewers.js';
+
+export interface VerifiedAssertion {
+  readonly credentialId: string;
+  /** SHA-256 of the assertion as received. */
+  readonly assertionHash: string;
+  readonly counter: { readonly from: number; readonly to: number };
+}
+
+export interface CastVoteInput {
+  readonly reviewer: ReviewerRecord;
+  readonly requestId: string;
+  readonly verdict: Verdict;
+  readonly challengeId: string;
+  /** The digest and policy version the verified assertion's challenge was computed from. */
+  readonly requestDigest: string;
+  readonly policyVersion: string;
+  readonly assertion: VerifiedAssertion;
+}
+
+export interface VoteResult {
+  readonly status: 'pending' | 'allowed' | 'denied';
+  readonly approvalsGiven: number;
+  readonly approvalsNeeded: number;
+}
+
+export async function castVote({
+  ctx,
+  input,
+}: {
+  ctx: DomainContext;
+  input: CastVoteInput;
+}): Promise<VoteResult> {
+  const now = ctx.clock.now();
+  const reviewerActor = { type: 'reviewer' as const, id: input.reviewer.id };
+  const result = await ctx.store.transaction(async (tx): Promise<VoteResult> => {
+    const challenge = await tx.getChallenge(input.challengeId);
+    if (
+      !challenge ||
+      challenge.purpose !== 'decision' ||
+      challenge.reviewerId !== input.reviewer.id ||
+      challenge.requestId !== input.requestId ||
+      challenge.verdict !== input.verdict ||
+      !(await tx.consumeChallenge(challenge.id, now))
+    ) {
+      throw new CountersignError(
+        'CS_ASSERTION_INVALID',
+        'the challenge is unknown, used, expired, or for another decision',
+      );
+    }
+    const request = await tx.getRequest(input.requestId);
+    if (!request) throw new CountersignError('CS_NOT_FOUND', 'no such request');
+    if (request.status !== 'pending' || (request.deadlineAt !== null && request.deadlineAt <= now)) {
+      throw new CountersignError(
+        'CS_REVIEW_CLOSED',
+        `the review is closed (${request.status === 'pending' ? 'expired' : request.status})`,
+      );
+    }
+    // A3: the request the reviewer saw is the request that is stored, byte for byte.
+    if (request.digest !== input.requestDigest || request.decision.policyVersion !== input.policyVersion) {
+      throw new CountersignError(
+        'CS_ASSERTION_INVALID',
+        'the request changed after it was shown: the approval does not apply',
+      );
+    }
+    // A4: a policy change since the review opened never turns into a silent allow.
+    if (ctx.policy().version !== request.decision.policyVersion) {
+      throw new CountersignError(
+        'CS_POLICY_CHANGED',
+        'the policy set changed since this review opened; the agent must ask again',
+      );
+    }
+    const agent = await tx.getAgent(request.agentId);
+    const reviewer = await tx.getReviewer(input.reviewer.id);
+    const why = reviewer ? ineligibility(reviewer, request, agent) : 'unknown reviewer';
+    if (why) throw new CountersignError('CS_NOT_ELIGIBLE', why);
+    await bumpCounter(tx, input.assertion.credentialId, input.assertion.counter, now);
+    const vote: VoteRecord = {
+      requestId: request.id,
+      reviewerId: input.reviewer.id,
+      verdict: input.verdict,
+      assertionHash: input.assertion.assertionHash,
+      credentialId: input.assertion.credentialId,
+      createdAt: now,
+    };
+    await tx.insertVote(vote);
+    await tx.appendAudit(
+      {
+        type: 'review.vote',
+        actor: reviewerActor,
+        requestId: request.id,
+        data: {
+          verdict: input.verdict,
+          assertion_hash: vote.assertionHash,
+          credential_id: vote.credentialId,
+          request_digest: request.digest,
+        },
+      },
+      now,
+    );
+
+    // Finalisation re-checks every voter's eligibility now, not as it was (A8).
+    const votes = await tx.listVotes(request.id);
+    const eligible = new Set<string>();
+    for (const v of votes) {
+      const r = await tx.getReviewer(v.reviewerId);
+      if (r && ineligibility(r, request, agent) === null) eligible.add(v.reviewerId);
+    }
+    const needed = request.decision.obligations.approvals;
+    const outcome = tally(votes, (id) => eligible.has(id), needed);
+    switch (outcome.state) {
+      case 'pending':
+        return { status: 'pending', approvalsGiven: outcome.approvals, approvalsNeeded: needed };
+      case 'denied': {
+        if (!(await tx.finishPendingRequest(request.id, 'denied', now, null))) {
+          throw new CountersignError('CS_REVIEW_CLOSED', 'the review was closed meanwhile');
+        }
+        await tx.appendAudit(
+          {
+            type: 'review.decided',
+            actor: reviewerActor,
+            requestId: request.id,
+            data: { verdict: 'denied', denied_by: outcome.deniedBy.reviewerId },
+          },
+          now,
+        );
+        return { status: 'denied', approvalsGiven: outcome.approvals, approvalsNeeded: needed };
+      }
+      case 'approved': {
+        const claims = requestClaims(request);
+        const audience = String(claims.resource_facts.audience);
+        const grant = grantFor(ctx, request, audience, now, claims.ttl_seconds);
+        if (!(await tx.finishPendingRequest(request.id, 'allowed', now, grant.leaseId))) {
+          throw new CountersignError('CS_REVIEW_CLOSED', 'the review was closed meanwhile');
+        }
+        const issued = await ctx.issuer.issue(grant);
+        const lease: LeaseRecord = {
+          id: grant.leaseId,
+          requestId: request.id,
+          agentId: request.agentId,
+          taskId: request.taskId,
+          kind: ctx.issuer.kind,
+          credentialId: issued.credentialId,
+          fingerprint: issued.fingerprint,
+          audience,
+          scope: issued.scope,
+          issuedAt: now,
+          expiresAt: grant.expiresAt,
+          status: 'active',
+          revokedAt: null,
+          revokeReason: null,
+          deliveredAt: null, // handed to the agent once, when it asks (deliverCredential)
+        };
+        await tx.insertLease(lease);
+        const receipt = await ctx.receipts.sign({
+          request_id: request.id,
+          request_digest: request.digest,
+          verdict: 'approved',
+          approvers: outcome.approvers.map((v) => ({
+            reviewer_id: v.reviewerId,
+            assertion_hash: v.assertionHash,
+            at: new Date(v.createdAt).toISOString(),
+          })),
+          policy_version: request.decision.policyVersion,
+          lease_id: lease.id,
+          agent_id: request.agentId,
+        });
+        await tx.insertReceipt(request.id, receipt, now);
+        await tx.appendAudit(
+          {
+            type: 'review.decided',
+            actor: reviewerActor,
+            requestId: request.id,
+            data: { verdict: 'approved', approvers: outcome.approvers.map((v) => v.reviewerId) },
+          },
+          now,
+        );
+        await tx.appendAudit(
+          {
+            type: 'lease.issued',
+            actor: { type: 'system', id: `issuer:${lease.kind}` },
+            requestId: request.id,
+            data: {
+              lease_id: lease.id,
+              kind: lease.kind,
+              credential_id: lease.credentialId,
+              fingerprint: lease.fingerprint,
+              audience: lease.audience,
+              expires_at: new Date(lease.expiresAt).toISOString(),
+            },
+          },
+          now,
+        );
+        await tx.appendAudit(
+          {
+            type: 'receipt.issued',
+            actor: { type: 'system', id: 'countersign' },
+            requestId: request.id,
+            data: { lease_id: lease.id },
+          },
+          now,
+        );
+        return { status: 'allowed', approvalsGiven: outcome.approvals, approvalsNeeded: needed };
+      }
+      default: {
+        const unreachable: never = outcome;
+        return unreachable;
+      }
+    }
+  });
+  ctx.events.requestChanged(input.requestId);
+  return result;
+}
