@@ -7,7 +7,9 @@ import { auditVerify } from './commands/audit.js';
 import { demoCommand } from './commands/demo.js';
 import { initHome } from './commands/init.js';
 import { policyValidate } from './commands/policy.js';
+import { receiptVerify } from './commands/receipt.js';
 import { clientFor, requestCommand } from './commands/request.js';
+import { reviewerInvite, reviewerList, reviewerRemove } from './commands/reviewer.js';
 import { serveCommand } from './commands/serve.js';
 import { resolveHome, serverUrl } from './home.js';
 import { printJson, reportError } from './output.js';
@@ -140,6 +142,55 @@ export function buildProgram(exit: { code: number }): Command {
       process.stdout.write(
         `suspended ${id}: ${r.revokedLeases} lease(s) revoked, ${r.cancelledRequests} pending request(s) cancelled\n`,
       );
+    });
+
+  const reviewer = program
+    .command('reviewer')
+    .description('manage human reviewers (acts on the local data directory)');
+  reviewer
+    .command('invite <email>')
+    .description('print a one-time enrollment link (24 h) for a reviewer in the given groups')
+    .requiredOption('--group <group...>', 'reviewer group(s), e.g. billing-oncall')
+    .addOption(home)
+    .action(async (email: string, o: { group: string[]; dir?: string }) => {
+      const { link, expiresAt } = await reviewerInvite(resolveHome(o.dir), email, o.group);
+      process.stdout.write(
+        `invited ${email} (${o.group.join(', ')}); the link works once, until ${new Date(expiresAt).toISOString()}:\n${link}\n`,
+      );
+    });
+  reviewer
+    .command('list')
+    .description('list reviewers')
+    .addOption(home)
+    .action(async (o: { dir?: string }) => {
+      const reviewers = await reviewerList(resolveHome(o.dir));
+      if (reviewers.length === 0)
+        return void process.stdout.write(
+          'no reviewers yet: `countersign reviewer invite <email> --group <g>`\n',
+        );
+      for (const r of reviewers) {
+        process.stdout.write(
+          `${r.status.padEnd(8)} ${r.email}  groups=${r.groups.join(',')} passkeys=${r.passkeys}\n`,
+        );
+      }
+    });
+  reviewer
+    .command('remove <email>')
+    .description('remove a reviewer: sessions end, their votes stop counting')
+    .addOption(home)
+    .action(async (email: string, o: { dir?: string }) => {
+      await reviewerRemove(resolveHome(o.dir), email);
+      process.stdout.write(`removed ${email}\n`);
+    });
+
+  program
+    .command('receipt')
+    .description('approval receipts')
+    .command('verify <file>')
+    .description('verify an approval receipt (a JWS, or an agent answer carrying one) against the JWKS')
+    .addOption(server)
+    .action(async (file: string, o: { server?: string }) => {
+      printJson(await receiptVerify(file, serverUrl(o.server)));
     });
 
   program

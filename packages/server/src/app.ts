@@ -2,7 +2,7 @@
  * The composition root: `createServer(config)` is the one place that wires real adapters
  * to the domain's ports. Routes stay thin: validate, call a use case, map errors.
  */
-import { randomBytes } from 'node:crypto';
+
 import {
   type Clock,
   type CountersignError,
@@ -23,11 +23,14 @@ import { loadCatalogFile, type ServerConfig } from './config.js';
 import { toWireError } from './errors.js';
 import type { AgentAuthenticator } from './identity/authenticator.js';
 import { PrivateKeyJwtAuthenticator } from './identity/private-key-jwt.js';
+import { newId } from './ids.js';
 import { accessTokenIssuer } from './issuers/access-token.js';
 import { receiptSigner } from './issuers/receipt.js';
 import { loadSigningKey, type SigningKey } from './keys.js';
 import { createMetrics, type Metrics, timed, timedSync } from './metrics.js';
 import { agentRoutes } from './routes/agent.js';
+import { consoleRoutes } from './routes/console.js';
+import { consoleStaticRoutes } from './routes/console-static.js';
 import { oauthRoutes } from './routes/oauth.js';
 import { wellKnownRoutes } from './routes/well-known.js';
 import { RequestWaiters } from './waiters.js';
@@ -58,10 +61,6 @@ export interface ServerOverrides {
   readonly clock?: Clock;
   readonly store?: Store;
   readonly logLevel?: pino.Level | 'silent';
-}
-
-export function newId(prefix: string): string {
-  return `${prefix}_${randomBytes(16).toString('base64url')}`;
 }
 
 function instrumentPolicy(engine: PolicyEngine, metrics: Metrics): PolicyEngine {
@@ -183,6 +182,8 @@ export async function createServer(
   app.route('/', wellKnownRoutes(deps));
   app.route('/', agentRoutes(deps));
   app.route('/', oauthRoutes(deps));
+  app.route('/', consoleRoutes(deps));
+  app.route('/', consoleStaticRoutes());
 
   let reaper: NodeJS.Timeout | null = null;
   return {

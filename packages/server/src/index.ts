@@ -1,4 +1,4 @@
-export { type CountersignServer, createServer, newId, type ServerDeps, type ServerOverrides } from './app.js';
+export { type CountersignServer, createServer, type ServerDeps, type ServerOverrides } from './app.js';
 export {
   CONFIG_FILE,
   DEFAULT_PORT,
@@ -7,6 +7,7 @@ export {
   loadConfig,
   type ServerConfig,
 } from './config.js';
+export { hashToken, newSessionToken } from './console/session.js';
 export { toWireError } from './errors.js';
 export type { AgentAuthenticator, AuthenticatedAgent } from './identity/authenticator.js';
 export {
@@ -15,6 +16,7 @@ export {
   MAX_ASSERTION_LIFETIME_SECONDS,
   PrivateKeyJwtAuthenticator,
 } from './identity/private-key-jwt.js';
+export { newId } from './ids.js';
 export {
   AUTHORIZATION_DETAILS_TYPE,
   accessTokenIssuer,

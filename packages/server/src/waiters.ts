@@ -1,6 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { RequestEvents } from '@countersign/core';
 
+const ANY = Symbol('any request');
+
 /** Wakes long-polling agents in this process the moment their request changes. */
 export class RequestWaiters implements RequestEvents {
   readonly #emitter = new EventEmitter();
@@ -11,6 +13,13 @@ export class RequestWaiters implements RequestEvents {
 
   requestChanged(requestId: string): void {
     this.#emitter.emit(requestId);
+    this.#emitter.emit(ANY, requestId);
+  }
+
+  /** Every change, for live views (the console's event stream). Returns the unsubscribe. */
+  subscribe(listener: (requestId: string) => void): () => void {
+    this.#emitter.on(ANY, listener);
+    return () => this.#emitter.off(ANY, listener);
   }
 
   /** Resolves true when the request changes, false when `ms` pass or `signal` aborts. */
