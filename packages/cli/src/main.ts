@@ -232,11 +232,14 @@ export function buildProgram(exit: { code: number }): Command {
     .description('audit chain')
     .command('verify')
     .description('verify the hash chain; exit 0 when intact, 1 naming the first broken event')
+    .option('--expect-head <seq:hash>', 'a head recorded earlier: also detects removed newest events')
     .addOption(home)
-    .action(async (o: { dir?: string }) => {
-      const result = await auditVerify(resolveHome(o.dir));
+    .action(async (o: { dir?: string; expectHead?: string }) => {
+      const result = await auditVerify(resolveHome(o.dir), o.expectHead);
       if (result.ok) {
-        process.stdout.write(`audit chain intact: ${result.count} events, head ${result.headHash}\n`);
+        process.stdout.write(
+          `audit chain intact: ${result.count} events, head ${result.count}:${result.headHash}\n`,
+        );
       } else {
         process.stderr.write(
           `audit chain BROKEN at event #${result.seq}${result.eventId ? ` (${result.eventId})` : ''}: ${result.reason}\n` +

@@ -100,6 +100,7 @@ function denyDecision(
   policies: DeterminingPolicy[],
   reasons: string[],
   errorCode: string | null,
+  errorDetail?: string,
 ): Decision {
   return {
     outcome: 'deny',
@@ -114,6 +115,7 @@ function denyDecision(
     },
     policyVersion,
     errorCode,
+    ...(errorDetail === undefined ? {} : { errorDetail }),
   };
 }
 
@@ -133,8 +135,10 @@ export function decide(
         settings,
         policyVersion,
         [],
-        [`policy evaluation failed: ${evaluation.message}`],
+        // Cedar's own message stays out of the answer: the agent learns only that it failed.
+        ['policy evaluation failed: the request is denied (fail closed)'],
         'CS_POLICY_ERROR',
+        evaluation.message,
       );
     case 'evaluated':
       break;
@@ -152,7 +156,14 @@ export function decide(
       ann: parseObligationAnnotations(policy.id, policy.annotations),
     }));
   } catch (error) {
-    return denyDecision(settings, policyVersion, [], [(error as Error).message], 'CS_POLICY_ERROR');
+    return denyDecision(
+      settings,
+      policyVersion,
+      [],
+      ['policy evaluation failed: the request is denied (fail closed)'],
+      'CS_POLICY_ERROR',
+      (error as Error).message,
+    );
   }
   const reasons = parsed.flatMap(({ ann }) => (ann.reason ? [ann.reason] : []));
 

@@ -82,8 +82,8 @@ export interface StoreTx {
   insertReviewerCredential(credential: ReviewerCredentialRecord): Promise<void>;
   getReviewerCredential(id: string): Promise<ReviewerCredentialRecord | null>;
   listReviewerCredentials(reviewerId: string): Promise<ReviewerCredentialRecord[]>;
-  /** Compare-and-set on the signature counter (a clone shows as a counter that does not grow). */
-  updateCredentialCounter(id: string, from: number, to: number, at: number): Promise<boolean>;
+  /** Moves the signature counter forward only: false when `to` is not above the stored counter (a clone). */
+  updateCredentialCounter(id: string, to: number, at: number): Promise<boolean>;
 
   insertInvite(invite: InviteRecord): Promise<void>;
   getInvite(tokenHash: string): Promise<InviteRecord | null>;
@@ -121,6 +121,8 @@ export interface Store {
   listAgents(): Promise<AgentRecord[]>;
   /** Every audit event, oldest first. */
   auditEvents(): AsyncIterable<AuditEvent>;
+  /** Null when writes work; otherwise the last write failure (readiness must say so, H8). */
+  writeHealth(): { at: number; message: string } | null;
   /** Removes one-time token ids that can no longer be replayed. */
   pruneTokenIds(before: number): Promise<number>;
   close(): Promise<void>;

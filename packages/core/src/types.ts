@@ -108,4 +108,6 @@ export interface Decision {
   readonly policyVersion: string;
   /** Set when the decision is a deny because something failed (fail closed), e.g. CS_POLICY_ERROR. */
   readonly errorCode: string | null;
+  /** What failed, for operators and the audit trail; never sent to the agent. */
+  readonly errorDetail?: string;
 }

@@ -57,7 +57,7 @@ describe('decide: outcomes', () => {
       );
       expectDeny(d, 'CS_POLICY_ERROR');
       expect(d.determiningPolicies).toEqual([]);
-      expect(d.reasons.join(' ')).toMatch(/missing attribute/);
+      expect(d.errorDetail).toMatch(/missing attribute/);
     }
   });
 

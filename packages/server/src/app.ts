@@ -14,6 +14,7 @@ import {
   recordPolicyLoad,
   type Store,
   systemClock,
+  taggedDigest,
 } from '@countersign/core';
 import { policyEngineFromDirectory } from '@countersign/policy';
 import { SqliteStore } from '@countersign/store';
@@ -142,6 +143,14 @@ export async function createServer(
     ids,
     events: waiters,
     defaultTtlSeconds: config.defaultTtlSeconds,
+    configVersion: `sha256:${taggedDigest('countersign/config/v1\0', {
+      risk: config.risk,
+      action_classes: config.actionClasses,
+      default_ttl_seconds: config.defaultTtlSeconds,
+      default_max_ttl_seconds: config.defaultMaxTtlSeconds,
+      default_deadline_seconds: config.defaultDeadlineSeconds,
+      fallback_review_group: config.fallbackReviewGroup,
+    })}`,
     actionClasses: config.actionClasses,
   };
   const authenticator = new PrivateKeyJwtAuthenticator({ store: rawStore, clock, audience: config.issuer });
@@ -159,7 +168,7 @@ export async function createServer(
   const app = new Hono();
   app.use('*', async (c, next) => {
     await next();
-    c.header('Cache-Control', 'no-store');
+    if (!c.res.headers.has('Cache-Control')) c.header('Cache-Control', 'no-store');
     c.header('X-Content-Type-Options', 'nosniff');
   });
   app.onError((error, c) => {

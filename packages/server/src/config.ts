@@ -30,6 +30,8 @@ const duration = z.string().transform((s, ctx) => {
   }
 });
 
+const weight = z.number().int().min(0).max(100);
+
 const ConfigSchema = z.strictObject({
   dev: z.boolean().default(false),
   issuer: z.url().optional(),
@@ -57,6 +59,23 @@ const ConfigSchema = z.strictObject({
       tainted_tools: z.array(z.string()).optional(),
       production_environments: z.array(z.string()).optional(),
       long_ttl: duration.optional(),
+      weights: z
+        .strictObject({
+          action: z
+            .record(z.enum(['read', 'write', 'delete', 'admin', 'export', 'share', 'other']), weight)
+            .optional(),
+          sensitivity: z
+            .record(z.enum(['public', 'internal', 'confidential', 'restricted']), weight)
+            .optional(),
+          production: weight.optional(),
+          cross_boundary: weight.optional(),
+          tainted_sensitive: weight.optional(),
+          tainted: weight.optional(),
+          long_ttl: weight.optional(),
+          uncatalogued: weight.optional(),
+          suspicious_text: weight.optional(),
+        })
+        .optional(),
     })
     .default({}),
   introspection: z
@@ -89,6 +108,21 @@ export interface ServerConfig {
   readonly risk: RiskSettings;
   readonly resourceServers: ReadonlyArray<{ id: string; secretSha256: string }>;
   readonly reaperIntervalSeconds: number;
+}
+
+function mergeWeights(w: RawConfig['risk']['weights']): RiskSettings['weights'] {
+  const d = DEFAULT_RISK_SETTINGS.weights;
+  return {
+    action: { ...d.action, ...w?.action },
+    sensitivity: { ...d.sensitivity, ...w?.sensitivity },
+    production: w?.production ?? d.production,
+    crossBoundary: w?.cross_boundary ?? d.crossBoundary,
+    taintedSensitive: w?.tainted_sensitive ?? d.taintedSensitive,
+    tainted: w?.tainted ?? d.tainted,
+    longTtl: w?.long_ttl ?? d.longTtl,
+    uncatalogued: w?.uncatalogued ?? d.uncatalogued,
+    suspiciousText: w?.suspicious_text ?? d.suspiciousText,
+  };
 }
 
 export function loadConfig(options: {
@@ -133,6 +167,7 @@ export function loadConfig(options: {
     actionClasses: c.action_classes,
     risk: {
       ...DEFAULT_RISK_SETTINGS,
+      weights: mergeWeights(c.risk.weights),
       taintedTools: c.risk.tainted_tools ?? DEFAULT_RISK_SETTINGS.taintedTools,
       productionEnvironments: c.risk.production_environments ?? DEFAULT_RISK_SETTINGS.productionEnvironments,
       longTtlSeconds: c.risk.long_ttl ?? DEFAULT_RISK_SETTINGS.longTtlSeconds,

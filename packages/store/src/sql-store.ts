@@ -120,6 +120,18 @@ function toChallenge(r: Row<'challenges'>): ChallengeRecord {
   };
 }
 
+/** Parses stored JSON; unparseable text becomes a marker that can never hash like the original. */
+function parseStoredData(text: string): Record<string, unknown> {
+  try {
+    const value = JSON.parse(text);
+    return value !== null && typeof value === 'object' && !Array.isArray(value)
+      ? value
+      : { $unparseable: text };
+  } catch {
+    return { $unparseable: text };
+  }
+}
+
 export function toAuditEvent(r: Row<'audit_events'>): AuditEvent {
   return {
     seq: num(r.seq),
@@ -128,7 +140,8 @@ export function toAuditEvent(r: Row<'audit_events'>): AuditEvent {
     type: r.type,
     actor: { type: r.actor_type as AuditEvent['actor']['type'], id: r.actor_id },
     requestId: r.request_id,
-    data: JSON.parse(r.data),
+    // A tampered row must surface as a broken event the verifier can name, never as a crash.
+    data: parseStoredData(r.data),
     prevHash: r.prev_hash,
     hash: r.hash,
   };
@@ -529,13 +542,15 @@ export class SqlTx implements StoreTx {
     return rows.map(toCredential);
   }
 
-  async updateCredentialCounter(id: string, from: number, to: number, at: number) {
+  async updateCredentialCounter(id: string, to: number, at: number) {
     const r = await this.exec.run(
       this.db
         .updateTable('reviewer_credentials')
         .set({ counter: to, last_used_at: at })
         .where('id', '=', id)
-        .where('counter', '=', from)
+        .where((eb) =>
+          eb.or([eb('counter', '<', to), eb.and([eb('counter', '=', 0), eb(eb.val(to), '=', 0)])]),
+        )
         .compile(),
     );
     return r.changes === 1;

@@ -111,6 +111,7 @@ export class SqliteStore implements Store {
   #queue: Unit[] = [];
   #flushing = false;
   #closed = false;
+  #lastWriteError: { at: number; message: string } | null = null;
 
   private constructor(
     options: SqliteStoreOptions,
@@ -153,10 +154,8 @@ export class SqliteStore implements Store {
     const batch = this.#queue.splice(0, this.#maxBatch);
     const db = this.#writer.db;
     const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
-    let began = false;
     try {
       db.exec('BEGIN IMMEDIATE');
-      began = true;
       for (const unit of batch) {
         db.exec('SAVEPOINT unit');
         try {
@@ -173,7 +172,8 @@ export class SqliteStore implements Store {
       db.exec('COMMIT');
     } catch (error) {
       // BEGIN or COMMIT failed (busy, disk full, I/O): nothing in this batch happened.
-      if (began && db.inTransaction) {
+      this.#lastWriteError = { at: Date.now(), message: (error as Error).message };
+      if (db.inTransaction) {
         try {
           db.exec('ROLLBACK');
         } catch {
@@ -185,6 +185,7 @@ export class SqliteStore implements Store {
       this.#afterFlush();
       return;
     }
+    this.#lastWriteError = null;
     batch.forEach((unit, i) => {
       const outcome = outcomes[i]!;
       if (outcome.ok) unit.resolve(outcome.value);
@@ -196,6 +197,11 @@ export class SqliteStore implements Store {
   #afterFlush(): void {
     if (this.#queue.length > 0) setImmediate(() => void this.#flush());
     else this.#flushing = false;
+  }
+
+  /** Null when the last group commit succeeded; otherwise why it failed (for readiness). */
+  writeHealth(): { at: number; message: string } | null {
+    return this.#lastWriteError;
   }
 
   /** The durability settings in force on the writing connection (for health checks and tests). */

@@ -11,6 +11,6 @@ export function policyValidate(home: string, dir?: string, schema?: string) {
     schemaFile ??= config.schemaFile;
   }
   if (!policyDir || !schemaFile)
-    throw new Error('give --dir and --schema, or run inside an initialised data dir');
+    throw new Error('give --policies and --schema, or run inside an initialised data dir');
   return { dir: policyDir, schema: schemaFile, result: validatePolicyDirectory(policyDir, schemaFile) };
 }

@@ -87,6 +87,12 @@ export async function castVote({
     const reviewer = await tx.getReviewer(input.reviewer.id);
     const why = reviewer ? ineligibility(reviewer, request, agent) : 'unknown reviewer';
     if (why) throw new CountersignError('CS_NOT_ELIGIBLE', why);
+    if ((await tx.listVotes(request.id)).some((v) => v.reviewerId === input.reviewer.id)) {
+      throw new CountersignError('CS_ALREADY_VOTED', 'you already voted on this request');
+    }
+    if (await tx.isTaskCompleted(request.agentId, request.taskId)) {
+      throw new CountersignError('CS_REVIEW_CLOSED', 'the task of this request is complete');
+    }
     await bumpCounter(tx, input.assertion.credentialId, input.assertion.counter, now);
     const vote: VoteRecord = {
       requestId: request.id,

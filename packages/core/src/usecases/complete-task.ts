@@ -16,7 +16,7 @@ export async function completeTask({
 }): Promise<{ alreadyCompleted: boolean; revoked: LeaseRecord[] }> {
   const now = ctx.clock.now();
   const actor = agentActor({ id: input.agentId });
-  return ctx.store.transaction(async (tx) => {
+  const result = await ctx.store.transaction(async (tx) => {
     await consumeAssertion(tx, input.assertion);
     const first = await tx.completeTask(input.agentId, input.taskId, now);
     const revoked = await tx.revokeLeases(
@@ -35,12 +35,26 @@ export async function completeTask({
         now,
       );
     }
+    // Pending reviews of a finished task can never be granted: cancel them in this unit.
+    const cancelled: string[] = [];
+    for (const pending of await tx.listPendingRequests({ agentId: input.agentId }, 10_000)) {
+      if (pending.taskId !== input.taskId) continue;
+      if (await tx.finishPendingRequest(pending.id, 'cancelled', now, null)) {
+        cancelled.push(pending.id);
+        await tx.appendAudit(
+          { type: 'review.cancelled', actor, requestId: pending.id, data: { reason: 'task_completed' } },
+          now,
+        );
+      }
+    }
     if (first) {
       await tx.appendAudit(
         { type: 'task.completed', actor, data: { task_id: input.taskId, leases_revoked: revoked.length } },
         now,
       );
     }
-    return { alreadyCompleted: !first, revoked };
+    return { alreadyCompleted: !first, revoked, cancelled };
   });
+  for (const id of result.cancelled) ctx.events.requestChanged(id);
+  return { alreadyCompleted: result.alreadyCompleted, revoked: result.revoked };
 }

@@ -30,6 +30,12 @@ export interface DomainContext {
   readonly events: RequestEvents;
   /** Credential lifetime when the agent asks for none (seconds). */
   readonly defaultTtlSeconds: number;
+  /**
+   * Hash of every setting that changes decisions besides policies and catalog (risk settings,
+   * action classes, TTL and deadline defaults, fallback group). Part of the request digest, so
+   * an approval never survives a configuration change that would decide differently.
+   */
+  readonly configVersion: string;
   /** Action names mapped to classes beyond the built-in ones (`read`, `write`, ...). */
   readonly actionClasses: Readonly<Record<string, string>>;
 }

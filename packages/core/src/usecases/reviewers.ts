@@ -127,7 +127,8 @@ export async function startReviewerSession({
     tokenHash: string;
     absoluteSeconds: number;
     credentialId: string;
-    counter: { from: number; to: number };
+    /** The assertion's counter move; absent right after enrollment (no assertion yet). */
+    counter?: { from: number; to: number };
   };
 }): Promise<{ expiresAt: number }> {
   const now = ctx.clock.now();
@@ -136,7 +137,7 @@ export async function startReviewerSession({
     const reviewer = await tx.getReviewer(input.reviewerId);
     if (!reviewer || reviewer.status !== 'active')
       throw new CountersignError('CS_SESSION_REQUIRED', 'unknown or removed reviewer');
-    await bumpCounter(tx, input.credentialId, input.counter, now);
+    if (input.counter) await bumpCounter(tx, input.credentialId, input.counter, now);
     await tx.insertSession({
       tokenHash: input.tokenHash,
       reviewerId: reviewer.id,
@@ -157,22 +158,17 @@ export async function startReviewerSession({
   return { expiresAt };
 }
 
-/** A cloned authenticator shows as a signature counter that does not grow (THREATS.md A10). */
+/**
+ * A cloned authenticator shows as a signature counter that does not grow (THREATS.md A10).
+ * Authenticators that do not count report 0 every time: nothing to compare then.
+ */
 export async function bumpCounter(
   tx: Pick<import('../store-port.js').StoreTx, 'updateCredentialCounter'>,
   credentialId: string,
   counter: { from: number; to: number },
   at: number,
 ): Promise<void> {
-  // Authenticators that do not count report 0 every time: nothing to compare then.
-  if (counter.to === 0 && counter.from === 0) {
-    await tx.updateCredentialCounter(credentialId, 0, 0, at);
-    return;
-  }
-  if (
-    counter.to <= counter.from ||
-    !(await tx.updateCredentialCounter(credentialId, counter.from, counter.to, at))
-  ) {
+  if (!(await tx.updateCredentialCounter(credentialId, counter.to, at))) {
     throw new CountersignError(
       'CS_ASSERTION_INVALID',
       'the authenticator signature counter did not increase (cloned key?)',

@@ -6,7 +6,7 @@
  */
 import { classifyAction, parseActionName } from '../action.js';
 import { decide } from '../checkpoint.js';
-import { requestDigest, sha256Hex } from '../digest.js';
+import { canonicalJson, requestDigest, sha256Hex } from '../digest.js';
 import { CountersignError } from '../errors.js';
 import type { IssuedCredential } from '../issuer-port.js';
 import type { CedarValue, PolicyInput } from '../ports.js';
@@ -126,7 +126,13 @@ export async function submitAccessRequest({
   const decision = decide(engine.evaluate(policyInput), engine.version, ctx.checkpoint);
 
   const decisionFields = {
-    agent: { id: agent.id, owner: agent.owner, boundary: agent.boundary, environment: agent.environment },
+    agent: {
+      id: agent.id,
+      owner: agent.owner,
+      boundary: agent.boundary,
+      environment: agent.environment,
+      trust_tier: agent.trustTier,
+    },
     action,
     action_class: actionClass,
     resource: resource.uri,
@@ -134,7 +140,9 @@ export async function submitAccessRequest({
     intent: request.intent,
     context: request.context,
     ttl_seconds: request.ttl_seconds ?? null,
+    effective_ttl_seconds: requestedTtl,
     policy_version: engine.version,
+    config_version: ctx.configVersion,
   };
   const digest = requestDigest(decisionFields);
   const id = ctx.ids.next('req');
@@ -186,7 +194,7 @@ export async function submitAccessRequest({
     taskId: request.intent.task_id,
     status: OUTCOME_STATUS[decision.outcome],
     digest,
-    canonical: JSON.stringify(decisionFields),
+    canonical: canonicalJson(decisionFields),
     decision,
     risk,
     idempotencyKey: input.idempotencyKey,
@@ -200,6 +208,14 @@ export async function submitAccessRequest({
   try {
     await ctx.store.transaction(async (tx) => {
       await consumeAssertion(tx, input.assertion);
+      // Re-checked inside the unit: a suspension or task completion that committed after
+      // authentication must win (invariant 5, THREATS.md B12, C1).
+      if ((await tx.getAgent(agent.id))?.status !== 'active') {
+        throw new CountersignError('CS_AGENT_SUSPENDED', 'agent is suspended');
+      }
+      if (await tx.isTaskCompleted(agent.id, request.intent.task_id)) {
+        throw new CountersignError('CS_TASK_COMPLETED', `task ${request.intent.task_id} is already complete`);
+      }
       await tx.insertRequest(record);
       const actor = agentActor(agent);
       await tx.appendAudit(

@@ -15,6 +15,8 @@ export const MAX_ASSERTION_LIFETIME_SECONDS = 300;
 /** Clock skew tolerated on exp/nbf/iat, seconds (THREATS.md G1: at most 60). */
 export const CLOCK_SKEW_SECONDS = 60;
 const MAX_TOKEN_LENGTH = 8192;
+/** Bound on the in-memory replay filter. */
+const MAX_RECENT_JTIS = 100_000;
 
 type VerifyKey = Awaited<ReturnType<typeof importJWK>>;
 
@@ -49,8 +51,12 @@ export class PrivateKeyJwtAuthenticator implements AgentAuthenticator {
     const key = `${agentId}\u0000${jti}`;
     const until = this.#recent.get(key);
     if (until !== undefined && until > now) return true;
-    if (this.#recent.size > 100_000) {
-      for (const [k, t] of this.#recent) if (t <= now) this.#recent.delete(k);
+    // Insertion order is close to expiry order (lifetimes are bounded): drop expired entries
+    // from the front, O(1) amortised, and cap the size. The store's consumeTokenId stays the
+    // authority, so forgetting early only costs a database lookup, never a replay.
+    for (const [k, t] of this.#recent) {
+      if (t > now && this.#recent.size < MAX_RECENT_JTIS) break;
+      this.#recent.delete(k);
     }
     this.#recent.set(key, exp);
     return false;

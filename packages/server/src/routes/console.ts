@@ -181,7 +181,6 @@ export function consoleRoutes(deps: ServerDeps): Hono {
         tokenHash: session.tokenHash,
         absoluteSeconds: SESSION_ABSOLUTE_SECONDS,
         credentialId: credential.id,
-        counter: { from: credential.counter, to: credential.counter },
       },
     });
     setSessionCookie(deps, c, session.token);

@@ -6,6 +6,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { CountersignError, leaseState, revokeLease } from '@countersign/core';
 import { type Context, Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import { decodeProtectedHeader, importJWK, type JWTPayload, jwtVerify } from 'jose';
 import type { ServerDeps } from '../app.js';
 import { authenticateAgent } from '../middleware/agent-auth.js';
@@ -87,10 +88,17 @@ function oauthError(c: Context, error: unknown) {
   throw error;
 }
 
+/** Token requests are small; refuse big bodies before reading them. */
+const formBodyLimit = bodyLimit({
+  maxSize: 16 * 1024,
+  onError: (c) =>
+    c.json({ error: 'invalid_request', error_description: 'body too large', code: 'CS_BODY_TOO_LARGE' }, 413),
+});
+
 export function oauthRoutes(deps: ServerDeps): Hono {
   const app = new Hono();
 
-  app.post('/oauth/introspect', async (c) => {
+  app.post('/oauth/introspect', formBodyLimit, async (c) => {
     let caller: Caller;
     let token: string;
     try {
@@ -122,7 +130,7 @@ export function oauthRoutes(deps: ServerDeps): Hono {
     });
   });
 
-  app.post('/oauth/revoke', async (c) => {
+  app.post('/oauth/revoke', formBodyLimit, async (c) => {
     let caller: Caller;
     let token: string;
     try {

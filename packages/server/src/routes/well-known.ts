@@ -17,10 +17,11 @@ export function wellKnownRoutes(deps: ServerDeps): Hono {
       jwks_uri: `${config.issuer}/.well-known/jwks.json`,
       introspection_endpoint: `${config.issuer}/oauth/introspect`,
       revocation_endpoint: `${config.issuer}/oauth/revoke`,
+      // RFC 8414 §2 requires this member; Countersign has no authorization endpoint.
+      response_types_supported: [],
       introspection_endpoint_auth_methods_supported: ['private_key_jwt', 'client_secret_basic'],
       revocation_endpoint_auth_methods_supported: ['private_key_jwt', 'client_secret_basic'],
       introspection_endpoint_auth_signing_alg_values_supported: ['EdDSA'],
-      token_endpoint_auth_signing_alg_values_supported: ['EdDSA'],
       authorization_details_types_supported: ['countersign_access'],
       access_request_endpoint: `${config.issuer}/v1/access-requests`,
     }),
@@ -36,7 +37,10 @@ export function wellKnownRoutes(deps: ServerDeps): Hono {
     checks.policy = unready ?? `ok (${deps.ctx.policy().version})`;
     try {
       await deps.ctx.store.read((tx) => tx.getAgent('healthz-probe'));
-      checks.store = 'ok';
+      const write = deps.ctx.store.writeHealth();
+      checks.store = write
+        ? `writes failing since ${new Date(write.at).toISOString()}: ${write.message}`
+        : 'ok';
     } catch (error) {
       checks.store = `unavailable: ${(error as Error).message}`;
     }
