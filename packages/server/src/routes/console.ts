@@ -585,7 +585,7 @@ export function consoleRoutes(deps: ServerDeps): Hono {
 
   app.post('/v1/console/agents/:id/suspend', jsonBodyLimit, async (c: Context) => {
     const { reviewer } = await requireReviewer(deps, c);
-    const { value } = await readJson(c, z.strictObject({ reason: z.string().min(1).max(500) }));
+    const { value } = await readJson(c, z.strictObject({ reason: z.string().min(1).max(1000) }));
     const result = await suspendAgent({
       ctx,
       actor: { type: 'reviewer', id: reviewer.id },

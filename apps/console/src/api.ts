@@ -1,0 +1,296 @@
+/**
+ * Every call the console makes to the Countersign server (docs/review-api.md), and the passkey
+ * ceremonies built on them. Nothing else in the app calls fetch or WebAuthn.
+ */
+import {
+  type AuthenticationResponseJSON,
+  type PublicKeyCredentialCreationOptionsJSON,
+  type PublicKeyCredentialRequestOptionsJSON,
+  type RegistrationResponseJSON,
+  startAuthentication,
+  startRegistration,
+  WebAuthnError,
+} from '@simplewebauthn/browser';
+
+// ---------------------------------------------------------------------------------------------
+// Types (docs/review-api.md)
+
+export type RequestStatus = 'pending' | 'allowed' | 'denied' | 'expired' | 'withdrawn' | 'cancelled';
+export type Verdict = 'approve' | 'deny';
+
+export interface Reviewer {
+  id: string;
+  email: string;
+  groups: string[];
+}
+
+export interface ReviewSummary {
+  request_id: string;
+  status: RequestStatus;
+  agent_id: string;
+  action: string;
+  resource: string;
+  risk_score: number;
+  reviewer_group: string;
+  approvals_needed: number;
+  approvals_given: number;
+  created_at: string;
+  deadline_at: string;
+}
+
+export interface ToolCall {
+  tool: string;
+  source?: 'trusted' | 'untrusted' | 'unknown' | null;
+  summary?: string | null;
+}
+
+export interface EvidencePack {
+  request_id: string;
+  status: RequestStatus;
+  digest: string;
+  policy_version: string;
+  created_at: string;
+  deadline_at: string;
+  /** Registry facts; null when the agent record is gone (the server then sends status "unknown"). */
+  agent: {
+    id: string;
+    owner: string | null;
+    boundary: string | null;
+    environment: string | null;
+    status: string;
+  };
+  action: string;
+  action_class: string;
+  /** Catalog facts; `catalog_pattern` is null when no catalog entry matches. */
+  resource: {
+    uri: string;
+    sensitivity: string | null;
+    environment: string | null;
+    owner: string | null;
+    boundary: string | null;
+    catalog_pattern: string | null;
+  };
+  claims: {
+    purpose: string;
+    task_id: string;
+    ticket: string | null;
+    on_behalf_of: string | null;
+    tool_chain: ToolCall[];
+    model_output: string | null;
+    environment: string | null;
+    ttl_seconds: number | null;
+  };
+  risk: { score: number; factors: { name: string; weight: number; detail: string }[] };
+  policies: { id: string; effect: string; reason: string | null }[];
+  obligations: {
+    max_ttl_seconds: number | null;
+    approvals: number;
+    reviewer_group: string;
+    deadline_seconds: number | null;
+    separation: string[];
+  };
+  votes: { reviewer_id: string; email: string; verdict: Verdict; at: string }[];
+  novelty: { first_action: boolean; first_resource: boolean; first_environment: boolean };
+  can_decide: boolean;
+  cannot_decide_reason: string | null;
+}
+
+export interface DecisionResult {
+  status: 'pending' | 'allowed' | 'denied';
+  approvals_given: number;
+  approvals_needed: number;
+}
+
+export interface AgentRecord {
+  id: string;
+  owner: string;
+  boundary: string;
+  environment: string;
+  status: string;
+  created_at: string;
+}
+
+export interface SuspendResult {
+  revoked_leases: number;
+  cancelled_requests: number;
+}
+
+export type AuditStatus =
+  | { ok: true; count: number; head_hash: string }
+  | { ok: false; count: number; seq: number; event_id: string; reason: string };
+
+export interface EnrollmentInvite {
+  options: PublicKeyCredentialCreationOptionsJSON;
+  challenge_id: string;
+  email: string;
+  groups: string[];
+}
+
+export interface ReviewEvent {
+  request_id: string;
+  status: RequestStatus;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/** A refusal from the server (`{ error: { code, message } }`), a network failure, or a passkey failure. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** Any thrown value as `{ code, message }` for display. */
+export function describeError(error: unknown): { code: string; message: string } {
+  if (error instanceof ApiError) return { code: error.code, message: error.message };
+  if (error instanceof WebAuthnError) return { code: error.code, message: error.message };
+  if (error instanceof DOMException || error instanceof Error) {
+    if (error.name === 'NotAllowedError') {
+      return {
+        code: 'NotAllowedError',
+        message: 'The passkey prompt was cancelled or timed out. Nothing was sent.',
+      };
+    }
+    return { code: error.name || 'Error', message: error.message || 'Something went wrong.' };
+  }
+  return { code: 'Error', message: 'Something went wrong.' };
+}
+
+let unauthorizedHandler: (() => void) | null = null;
+
+/** Called whenever the server answers 401 (the session ended): the app shows the login page. */
+export function onUnauthorized(handler: (() => void) | null): void {
+  unauthorizedHandler = handler;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transport
+
+function errorBody(data: unknown): { code?: string; message?: string } | null {
+  if (typeof data !== 'object' || data === null || !('error' in data)) return null;
+  const error = (data as { error: unknown }).error;
+  if (typeof error !== 'object' || error === null) return null;
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  return {
+    ...(typeof code === 'string' ? { code } : {}),
+    ...(typeof message === 'string' ? { message } : {}),
+  };
+}
+
+async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  const init: RequestInit = { method, credentials: 'same-origin', cache: 'no-store', headers };
+  if (method === 'POST') {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body ?? {});
+  }
+  let response: Response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, 'CS_NETWORK', 'Could not reach the Countersign server. Check your connection.');
+  }
+  const text = await response.text();
+  let data: unknown = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!response.ok) {
+    const error = errorBody(data);
+    if (response.status === 401) unauthorizedHandler?.();
+    throw new ApiError(
+      response.status,
+      error?.code ?? `HTTP_${response.status}`,
+      error?.message ?? (response.statusText || 'The server refused the request.'),
+    );
+  }
+  if (data === null) throw new ApiError(response.status, 'CS_BAD_RESPONSE', 'The server sent no JSON.');
+  return data as T;
+}
+
+const seg = (value: string) => encodeURIComponent(value);
+
+// ---------------------------------------------------------------------------------------------
+// Endpoints
+
+export const EVENTS_URL = '/v1/console/events';
+
+export const api = {
+  me: () => call<Reviewer>('GET', '/v1/console/me'),
+  logout: () => call<Record<string, never>>('POST', '/v1/console/logout', {}),
+
+  enrollOptions: (token: string) => call<EnrollmentInvite>('POST', '/v1/console/enroll/options', { token }),
+  enrollVerify: (token: string, challenge_id: string, response: RegistrationResponseJSON) =>
+    call<{ reviewer: Reviewer }>('POST', '/v1/console/enroll/verify', { token, challenge_id, response }),
+
+  loginOptions: () =>
+    call<{ options: PublicKeyCredentialRequestOptionsJSON; login_id: string }>(
+      'POST',
+      '/v1/console/login/options',
+      {},
+    ),
+  loginVerify: (login_id: string, response: AuthenticationResponseJSON) =>
+    call<{ reviewer: Reviewer }>('POST', '/v1/console/login/verify', { login_id, response }),
+
+  reviews: () => call<{ items: ReviewSummary[] }>('GET', '/v1/console/reviews'),
+  request: (id: string) => call<EvidencePack>('GET', `/v1/console/requests/${seg(id)}`),
+  history: (filter: { status?: string; agent?: string; limit?: number }) => {
+    const query = new URLSearchParams();
+    if (filter.status) query.set('status', filter.status);
+    if (filter.agent) query.set('agent', filter.agent);
+    if (filter.limit) query.set('limit', String(filter.limit));
+    const qs = query.toString();
+    return call<{ items: ReviewSummary[] }>('GET', `/v1/console/history${qs ? `?${qs}` : ''}`);
+  },
+
+  decisionOptions: (id: string, verdict: Verdict) =>
+    call<{ options: PublicKeyCredentialRequestOptionsJSON; challenge_id: string }>(
+      'POST',
+      `/v1/console/requests/${seg(id)}/decision/options`,
+      { verdict },
+    ),
+  decide: (id: string, verdict: Verdict, challenge_id: string, response: AuthenticationResponseJSON) =>
+    call<DecisionResult>('POST', `/v1/console/requests/${seg(id)}/decision`, {
+      verdict,
+      challenge_id,
+      response,
+    }),
+
+  agents: () => call<{ items: AgentRecord[] }>('GET', '/v1/console/agents'),
+  suspendAgent: (id: string, reason: string) =>
+    call<SuspendResult>('POST', `/v1/console/agents/${seg(id)}/suspend`, { reason }),
+
+  audit: () => call<AuditStatus>('GET', '/v1/console/audit'),
+};
+
+// ---------------------------------------------------------------------------------------------
+// Passkey ceremonies
+
+/** Registers a passkey for an invite whose options were already fetched (keeps the click's user activation). */
+export async function completeEnrollment(token: string, invite: EnrollmentInvite): Promise<Reviewer> {
+  const response = await startRegistration({ optionsJSON: invite.options });
+  return (await api.enrollVerify(token, invite.challenge_id, response)).reviewer;
+}
+
+export async function signInWithPasskey(): Promise<Reviewer> {
+  const { options, login_id } = await api.loginOptions();
+  const response = await startAuthentication({ optionsJSON: options });
+  return (await api.loginVerify(login_id, response)).reviewer;
+}
+
+/** One vote: a fresh assertion over a challenge the server derived from this request's digest and verdict. */
+export async function decideWithPasskey(id: string, verdict: Verdict): Promise<DecisionResult> {
+  const { options, challenge_id } = await api.decisionOptions(id, verdict);
+  const response = await startAuthentication({ optionsJSON: options });
+  return api.decide(id, verdict, challenge_id, response);
+}

@@ -1,0 +1,68 @@
+import { useEffect, useState } from 'react';
+import { describeError } from '../api';
+import { formatDateTime, formatDuration, RISK_LABEL, riskLevel, STATUS_LABEL } from '../format';
+
+/** The current time, re-rendered every `intervalMs`. */
+export function useNow(intervalMs = 1000): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    const timer = window.setInterval(() => setNow(Date.now()), intervalMs);
+    return () => window.clearInterval(timer);
+  }, [intervalMs]);
+  return now;
+}
+
+/** Time left until `to`; "expired" once passed. Not a live region: it changes every second. */
+export function Countdown({ to }: { to: string }) {
+  const now = useNow();
+  const end = new Date(to).getTime();
+  if (Number.isNaN(end)) return <span>{to}</span>;
+  const left = Math.round((end - now) / 1000);
+  const urgent = left > 0 && left < 120;
+  return (
+    <time
+      dateTime={to}
+      title={`Deadline ${formatDateTime(to)}`}
+      className={urgent ? 'countdown urgent' : 'countdown'}
+    >
+      {left > 0 ? `${formatDuration(left)} left` : 'deadline passed'}
+    </time>
+  );
+}
+
+export function DateTime({ iso }: { iso: string }) {
+  return <time dateTime={iso}>{formatDateTime(iso)}</time>;
+}
+
+/** Risk as words and number, with color as a second cue only. */
+export function RiskBadge({ score }: { score: number }) {
+  const level = riskLevel(score);
+  return (
+    <span className={`risk risk-${level}`}>
+      <span className="risk-level">{RISK_LABEL[level]}</span> <span className="risk-score">{score}</span>
+    </span>
+  );
+}
+
+export function StatusBadge({ status }: { status: string }) {
+  return <span className={`status status-${status}`}>{STATUS_LABEL[status] ?? status}</span>;
+}
+
+/** A server (or passkey) error with its code. */
+export function ErrorNote({ error, title }: { error: unknown; title?: string }) {
+  const { code, message } = describeError(error);
+  return (
+    <div className="note note-error" role="alert">
+      {title && <strong>{title} </strong>}
+      <span>{message}</span> <code className="error-code">{code}</code>
+    </div>
+  );
+}
+
+export function Loading({ label }: { label: string }) {
+  return (
+    <p className="loading" role="status">
+      {label}
+    </p>
+  );
+}
