@@ -54,6 +54,7 @@ export type {
   InviteRecord,
   LeaseRecord,
   LeaseStatus,
+  OutboxRecord,
   ReviewerCredentialRecord,
   ReviewerRecord,
   ReviewerStatus,

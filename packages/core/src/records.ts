@@ -129,3 +129,18 @@ export interface VoteRecord {
   readonly credentialId: string;
   readonly createdAt: number;
 }
+
+/** One notification for one subscriber, written with the change it announces. */
+export interface OutboxRecord {
+  readonly id: string;
+  readonly subscriber: string;
+  readonly type: string;
+  readonly requestId: string | null;
+  readonly payload: Readonly<Record<string, unknown>>;
+  readonly attempts: number;
+  readonly nextAttemptAt: number;
+  readonly deliveredAt: number | null;
+  readonly failedAt: number | null;
+  readonly lastError: string | null;
+  readonly createdAt: number;
+}

@@ -10,6 +10,7 @@ import type {
   ChallengeRecord,
   InviteRecord,
   LeaseRecord,
+  OutboxRecord,
   ReviewerCredentialRecord,
   ReviewerRecord,
   SessionRecord,
@@ -106,6 +107,19 @@ export interface StoreTx {
   insertReceipt(requestId: string, jws: string, at: number): Promise<void>;
   getReceipt(requestId: string): Promise<string | null>;
 
+  insertOutbox(record: OutboxRecord): Promise<void>;
+  /** Undelivered, not given up, due now: oldest first. */
+  listDueOutbox(now: number, limit: number): Promise<OutboxRecord[]>;
+  /** Compare-and-set: true once per delivered notification. */
+  markOutboxDelivered(id: string, at: number): Promise<boolean>;
+  markOutboxAttempt(
+    id: string,
+    attempts: number,
+    nextAttemptAt: number,
+    error: string,
+    failedAt: number | null,
+  ): Promise<void>;
+
   /** Appends one event to the chain. Throws CS_AUDIT_WRITE_FAILED on any failure. */
   appendAudit(input: AuditEventInput, at: number): Promise<AuditEvent>;
 }
@@ -148,4 +162,5 @@ export type ReadMethods =
   | 'getSession'
   | 'getChallenge'
   | 'listVotes'
-  | 'getReceipt';
+  | 'getReceipt'
+  | 'listDueOutbox';

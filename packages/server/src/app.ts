@@ -29,6 +29,7 @@ import { accessTokenIssuer } from './issuers/access-token.js';
 import { receiptSigner } from './issuers/receipt.js';
 import { loadSigningKey, type SigningKey } from './keys.js';
 import { createMetrics, type Metrics, timed, timedSync } from './metrics.js';
+import { createDispatcher } from './notifications.js';
 import { agentRoutes } from './routes/agent.js';
 import { consoleRoutes } from './routes/console.js';
 import { consoleStaticRoutes } from './routes/console-static.js';
@@ -53,8 +54,10 @@ export interface CountersignServer {
   readonly deps: ServerDeps;
   /** Records the policy load in the audit chain; a server that cannot write audit does not start. */
   recordStart(): Promise<void>;
-  /** Starts background work (the review reaper). */
+  /** Starts background work (the review reaper, webhook delivery). */
   startBackground(): void;
+  /** Delivers due notifications now (the background loop calls this every second). */
+  deliverNotifications(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -143,6 +146,7 @@ export async function createServer(
     ids,
     events: waiters,
     defaultTtlSeconds: config.defaultTtlSeconds,
+    subscribers: config.webhooks.map((w) => w.name),
     configVersion: `sha256:${taggedDigest('countersign/config/v1\0', {
       risk: config.risk,
       action_classes: config.actionClasses,
@@ -194,10 +198,19 @@ export async function createServer(
   app.route('/', consoleRoutes(deps));
   app.route('/', consoleStaticRoutes());
 
+  const dispatcher = createDispatcher({
+    store: rawStore,
+    clock,
+    issuer: config.issuer,
+    webhooks: config.webhooks,
+    log,
+  });
   let reaper: NodeJS.Timeout | null = null;
+  let notifier: NodeJS.Timeout | null = null;
   return {
     app,
     deps,
+    deliverNotifications: () => dispatcher.deliverDue(),
     async recordStart() {
       await recordPolicyLoad({ ctx, input: { version: engine.version, policyCount, error: policyError } });
     },
@@ -212,9 +225,18 @@ export async function createServer(
           .catch((error) => log.error({ err: (error as Error).message }, 'token pruning failed'));
       }, config.reaperIntervalSeconds * 1000);
       reaper.unref();
+      if (config.webhooks.length > 0) {
+        notifier = setInterval(() => {
+          dispatcher
+            .deliverDue()
+            .catch((error) => log.error({ err: (error as Error).message }, 'webhook delivery failed'));
+        }, 1000);
+        notifier.unref();
+      }
     },
     async close() {
       if (reaper) clearInterval(reaper);
+      if (notifier) clearInterval(notifier);
       await rawStore.close();
     },
   };

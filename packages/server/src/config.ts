@@ -86,6 +86,27 @@ const ConfigSchema = z.strictObject({
     })
     .default({ resource_servers: [] }),
   reaper_interval: duration.default(5),
+  notifications: z
+    .strictObject({
+      webhooks: z
+        .array(
+          z.strictObject({
+            name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/),
+            url: z
+              .url()
+              .refine(
+                (u) =>
+                  u.startsWith('https://') || /^http:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d+)?\//.test(u),
+                'webhook URLs must be https (plain http only to localhost)',
+              ),
+            secret: z
+              .string()
+              .regex(/^whsec_[A-Za-z0-9+/=]{16,}$/, 'a Standard Webhooks secret: whsec_<base64>'),
+          }),
+        )
+        .default([]),
+    })
+    .default({ webhooks: [] }),
 });
 
 export type RawConfig = z.infer<typeof ConfigSchema>;
@@ -108,6 +129,7 @@ export interface ServerConfig {
   readonly risk: RiskSettings;
   readonly resourceServers: ReadonlyArray<{ id: string; secretSha256: string }>;
   readonly reaperIntervalSeconds: number;
+  readonly webhooks: ReadonlyArray<{ name: string; url: string; secret: string }>;
 }
 
 function mergeWeights(w: RawConfig['risk']['weights']): RiskSettings['weights'] {
@@ -177,6 +199,7 @@ export function loadConfig(options: {
       secretSha256: r.secret_sha256,
     })),
     reaperIntervalSeconds: c.reaper_interval,
+    webhooks: c.notifications.webhooks,
   };
 }
 

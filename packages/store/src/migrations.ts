@@ -193,6 +193,33 @@ export const MIGRATIONS: readonly Migration[] = [
       db.schema.alterTable('leases').addColumn('delivered_at', 'bigint').compile(),
     ],
   },
+  {
+    version: 3,
+    name: 'notification outbox',
+    statements: (db) => [
+      // Written in the same unit as the review change it announces (THREATS.md H2): a
+      // notification is never lost by a crash and never sent for something that rolled back.
+      db.schema
+        .createTable('outbox')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('subscriber', 'text', (c) => c.notNull())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('request_id', 'text')
+        .addColumn('payload', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull())
+        .addColumn('next_attempt_at', 'bigint', (c) => c.notNull())
+        .addColumn('delivered_at', 'bigint')
+        .addColumn('failed_at', 'bigint')
+        .addColumn('last_error', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .compile(),
+      db.schema
+        .createIndex('outbox_due')
+        .on('outbox')
+        .columns(['delivered_at', 'failed_at', 'next_attempt_at'])
+        .compile(),
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

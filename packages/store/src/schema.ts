@@ -101,6 +101,19 @@ export interface Database {
     created_at: number;
   };
   receipts: { request_id: string; jws: string; created_at: number };
+  outbox: {
+    id: string;
+    subscriber: string;
+    type: string;
+    request_id: string | null;
+    payload: string;
+    attempts: number;
+    next_attempt_at: number;
+    delivered_at: number | null;
+    failed_at: number | null;
+    last_error: string | null;
+    created_at: number;
+  };
   tasks: { agent_id: string; task_id: string; completed_at: number };
   audit_events: {
     seq: number;

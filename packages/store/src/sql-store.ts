@@ -13,6 +13,7 @@ import {
   type InviteRecord,
   type LeaseRecord,
   type LeaseSelector,
+  type OutboxRecord,
   type ReviewerCredentialRecord,
   type ReviewerRecord,
   type SessionRecord,
@@ -740,6 +741,89 @@ export class SqlTx implements StoreTx {
       this.db.selectFrom('receipts').selectAll().where('request_id', '=', requestId),
     );
     return r ? r.jws : null;
+  }
+
+  async insertOutbox(o: OutboxRecord) {
+    await this.exec.run(
+      this.db
+        .insertInto('outbox')
+        .values({
+          id: o.id,
+          subscriber: o.subscriber,
+          type: o.type,
+          request_id: o.requestId,
+          payload: JSON.stringify(o.payload),
+          attempts: o.attempts,
+          next_attempt_at: o.nextAttemptAt,
+          delivered_at: o.deliveredAt,
+          failed_at: o.failedAt,
+          last_error: o.lastError,
+          created_at: o.createdAt,
+        })
+        .compile(),
+    );
+  }
+
+  async listDueOutbox(now: number, limit: number) {
+    const rows = await this.exec.all<Row<'outbox'>>(
+      this.db
+        .selectFrom('outbox')
+        .selectAll()
+        .where('delivered_at', 'is', null)
+        .where('failed_at', 'is', null)
+        .where('next_attempt_at', '<=', now)
+        .orderBy('created_at')
+        .limit(limit)
+        .compile(),
+    );
+    return rows.map(
+      (r): OutboxRecord => ({
+        id: r.id,
+        subscriber: r.subscriber,
+        type: r.type,
+        requestId: r.request_id,
+        payload: JSON.parse(r.payload),
+        attempts: num(r.attempts),
+        nextAttemptAt: num(r.next_attempt_at),
+        deliveredAt: numOrNull(r.delivered_at),
+        failedAt: numOrNull(r.failed_at),
+        lastError: r.last_error,
+        createdAt: num(r.created_at),
+      }),
+    );
+  }
+
+  async markOutboxDelivered(id: string, at: number) {
+    const r = await this.exec.run(
+      this.db
+        .updateTable('outbox')
+        .set({ delivered_at: at })
+        .where('id', '=', id)
+        .where('delivered_at', 'is', null)
+        .compile(),
+    );
+    return r.changes === 1;
+  }
+
+  async markOutboxAttempt(
+    id: string,
+    attempts: number,
+    nextAttemptAt: number,
+    error: string,
+    failedAt: number | null,
+  ) {
+    await this.exec.run(
+      this.db
+        .updateTable('outbox')
+        .set({
+          attempts,
+          next_attempt_at: nextAttemptAt,
+          last_error: error.slice(0, 500),
+          failed_at: failedAt,
+        })
+        .where('id', '=', id)
+        .compile(),
+    );
   }
 
   async appendAudit(input: AuditEventInput, at: number): Promise<AuditEvent> {

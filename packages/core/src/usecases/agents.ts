@@ -2,6 +2,7 @@ import type { AuditActor } from '../audit.js';
 import { CountersignError } from '../errors.js';
 import type { AgentRecord } from '../records.js';
 import type { DomainContext } from './context.js';
+import { enqueueReviewNotification } from './notify.js';
 
 // A SPIFFE ID (spiffe://trust-domain/path) or a slug. ASCII only: no look-alike ids (D3).
 const AGENT_ID = /^(spiffe:\/\/[a-z0-9.-]{1,255}(\/[A-Za-z0-9._-]{1,128}){1,16}|[a-z0-9][a-z0-9._-]{0,127})$/;
@@ -111,6 +112,7 @@ export async function suspendAgent({
     for (const pending of await tx.listPendingRequests({ agentId: agent.id }, 10_000)) {
       if (await tx.finishPendingRequest(pending.id, 'cancelled', now, null)) {
         cancelled.push(pending.id);
+        await enqueueReviewNotification(ctx, tx, 'review.decided', pending, 'cancelled', now);
         await tx.appendAudit(
           { type: 'review.cancelled', actor, requestId: pending.id, data: { reason: 'agent_suspended' } },
           now,

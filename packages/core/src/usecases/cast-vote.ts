@@ -11,6 +11,7 @@ import type { LeaseRecord, ReviewerRecord, Verdict, VoteRecord } from '../record
 import { ineligibility, requestClaims, tally } from '../review.js';
 import type { DomainContext } from './context.js';
 import { grantFor } from './grant.js';
+import { enqueueReviewNotification } from './notify.js';
 import { bumpCounter } from './reviewers.js';
 
 export interface VerifiedAssertion {
@@ -143,6 +144,7 @@ export async function castVote({
           },
           now,
         );
+        await enqueueReviewNotification(ctx, tx, 'review.decided', request, 'denied', now);
         return { status: 'denied', approvalsGiven: outcome.approvals, approvalsNeeded: needed };
       }
       case 'approved': {
@@ -219,6 +221,7 @@ export async function castVote({
           },
           now,
         );
+        await enqueueReviewNotification(ctx, tx, 'review.decided', request, 'allowed', now);
         return { status: 'allowed', approvalsGiven: outcome.approvals, approvalsNeeded: needed };
       }
       default: {

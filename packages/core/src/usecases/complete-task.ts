@@ -2,6 +2,7 @@ import type { LeaseRecord } from '../records.js';
 import { agentActor } from './audit-helpers.js';
 import { consumeAssertion } from './consume-assertion.js';
 import type { Assertion, DomainContext } from './context.js';
+import { enqueueReviewNotification } from './notify.js';
 
 /**
  * The agent says its task is done: every lease of the task is revoked in the same unit of
@@ -41,6 +42,7 @@ export async function completeTask({
       if (pending.taskId !== input.taskId) continue;
       if (await tx.finishPendingRequest(pending.id, 'cancelled', now, null)) {
         cancelled.push(pending.id);
+        await enqueueReviewNotification(ctx, tx, 'review.decided', pending, 'cancelled', now);
         await tx.appendAudit(
           { type: 'review.cancelled', actor, requestId: pending.id, data: { reason: 'task_completed' } },
           now,

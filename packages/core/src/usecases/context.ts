@@ -36,6 +36,8 @@ export interface DomainContext {
    * an approval never survives a configuration change that would decide differently.
    */
   readonly configVersion: string;
+  /** Names of the configured notification channels; each review event is queued once per channel. */
+  readonly subscribers: readonly string[];
   /** Action names mapped to classes beyond the built-in ones (`read`, `write`, ...). */
   readonly actionClasses: Readonly<Record<string, string>>;
 }

@@ -1,6 +1,7 @@
 import type { AccessRequestRecord } from '../records.js';
 import { SYSTEM } from './audit-helpers.js';
 import type { DomainContext } from './context.js';
+import { enqueueReviewNotification } from './notify.js';
 
 /** Ends one pending review at its deadline. Compare-and-set: a racing approval or withdraw wins or loses cleanly. */
 export async function expireReview(ctx: DomainContext, record: AccessRequestRecord): Promise<boolean> {
@@ -17,6 +18,7 @@ export async function expireReview(ctx: DomainContext, record: AccessRequestReco
       },
       now,
     );
+    await enqueueReviewNotification(ctx, tx, 'review.decided', record, 'expired', now);
     return true;
   });
   if (changed) ctx.events.requestChanged(record.id);

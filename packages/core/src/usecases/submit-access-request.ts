@@ -18,6 +18,7 @@ import { agentActor, requestSummary } from './audit-helpers.js';
 import { consumeAssertion } from './consume-assertion.js';
 import type { Assertion, DomainContext } from './context.js';
 import { grantFor } from './grant.js';
+import { enqueueReviewNotification } from './notify.js';
 
 export interface SubmitAccessRequestInput {
   readonly agent: AgentRecord;
@@ -251,6 +252,7 @@ export async function submitAccessRequest({
           },
           now,
         );
+        await enqueueReviewNotification(ctx, tx, 'review.requested', record, 'pending', now);
       }
       if (lease) {
         await tx.insertLease(lease);

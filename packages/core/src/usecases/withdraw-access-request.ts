@@ -3,6 +3,7 @@ import type { AccessRequestRecord } from '../records.js';
 import { agentActor } from './audit-helpers.js';
 import { consumeAssertion } from './consume-assertion.js';
 import type { Assertion, DomainContext } from './context.js';
+import { enqueueReviewNotification } from './notify.js';
 
 /** The agent takes back a pending request. Only `pending` can be withdrawn. */
 export async function withdrawAccessRequest({
@@ -24,6 +25,8 @@ export async function withdrawAccessRequest({
     if (!(await tx.finishPendingRequest(record.id, 'withdrawn', now, null))) {
       throw new CountersignError('CS_REQUEST_CLOSED', `the request is already ${record.status}`);
     }
+    if (record.deadlineAt !== null)
+      await enqueueReviewNotification(ctx, tx, 'review.decided', record, 'withdrawn', now);
     await tx.appendAudit(
       {
         type: 'access_request.withdrawn',
