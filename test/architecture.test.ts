@@ -75,3 +75,39 @@ describe('architecture', () => {
     }
   });
 });
+
+describe('no back door to approval (THREATS.md A13, A14)', () => {
+  const all = readdirSync(join(ROOT, 'packages')).flatMap((name) => pkg(name));
+  const uses = (needle: RegExp) =>
+    all.filter((f) => needle.test(readFileSync(f, 'utf8'))).map((f) => relative(ROOT, f));
+
+  it('A13 only castVote turns a pending review into an allow, and only the passkey-verified decision route calls it', () => {
+    expect(uses(/finishPendingRequest\([^)]*'allowed'/)).toEqual(['packages/core/src/usecases/cast-vote.ts']);
+    expect(uses(/\bcastVote\(/).sort()).toEqual([
+      'packages/core/src/usecases/cast-vote.ts',
+      'packages/server/src/routes/console.ts',
+    ]);
+    const route = readFileSync(join(ROOT, 'packages/server/src/routes/console.ts'), 'utf8');
+    // castVote runs right after the WebAuthn verification in the same handler.
+    const verify = route.lastIndexOf('await verifyAssertion(response, expected, credential)');
+    const vote = route.indexOf('await castVote(');
+    expect(verify).toBeGreaterThan(0);
+    expect(vote).toBeGreaterThan(verify);
+  });
+
+  it('A14 the API has no batch or bulk decision: one decision per request per assertion', async () => {
+    const { startHarness } = await import('./support/harness.js');
+    const h = await startHarness();
+    try {
+      const paths = h.server.app.routes.map((r) => `${r.method} ${r.path}`);
+      expect(paths.filter((p) => /batch|bulk/i.test(p))).toEqual([]);
+      const deciding = [...new Set(paths.filter((p) => /decision/.test(p)))];
+      expect(deciding.sort()).toEqual([
+        'POST /v1/console/requests/:id/decision',
+        'POST /v1/console/requests/:id/decision/options',
+      ]);
+    } finally {
+      await h.close();
+    }
+  });
+});

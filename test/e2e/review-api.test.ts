@@ -2,6 +2,8 @@
  * Human review through the real API with real passkeys (Chromium's virtual authenticator):
  * the attacks of THREATS.md group A, each named after its id.
  */
+
+import { removeReviewer } from '@countersign/core';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -266,6 +268,31 @@ describe('human review with passkeys (API level, real Chromium authenticator)', 
     });
     expect(vote.status).toBe(400);
     expect(vote.body.error.code).toBe('CS_ASSERTION_INVALID');
+  });
+
+  it('A8 a reviewer removed after voting no longer counts toward quorum at finalisation', async () => {
+    const agent = await liveAgent(live, 'platform-bot-a8', { owner: 'platform' });
+    const pending = await agent.requestAccess({
+      action: 'admin',
+      resource: 'postgres://prod/app/settings',
+      intent: { purpose: 'raise connection limit', task_id: 'a8' },
+    });
+    const erin = await newReviewerSession(browser, live.url);
+    const frank = await newReviewerSession(browser, live.url);
+    await erin.enroll(await live.invite('erin@acme.dev', ['platform-oncall']));
+    await frank.enroll(await live.invite('frank@acme.dev', ['platform-oncall']));
+    expect((await erin.decide(pending.id, 'approve')).body.status).toBe('pending');
+    await removeReviewer({
+      ctx: live.server.deps.ctx,
+      actor: { type: 'operator', id: 'test' },
+      input: { email: 'erin@acme.dev' },
+    });
+    const second = await frank.decide(pending.id, 'approve');
+    expect(second.body).toMatchObject({ status: 'pending', approvals_given: 1, approvals_needed: 2 });
+    // Erin's session ended with her removal.
+    expect((await erin.api('GET', '/v1/console/me')).status).toBe(401);
+    await erin.close();
+    await frank.close();
   });
 
   it('withdrawn and decided requests refuse votes with CS_REVIEW_CLOSED', async () => {

@@ -25,13 +25,13 @@ export interface LiveServer {
   readonly server: CountersignServer;
   readonly home: string;
   invite(email: string, groups: string[]): Promise<string>;
-  close(): Promise<void>;
+  close(options?: { keepHome?: boolean }): Promise<void>;
 }
 
 export async function startLiveServer(
-  options: { clock?: TestClock; configure?: (home: string) => void } = {},
+  options: { clock?: TestClock; configure?: (home: string) => void; home?: string } = {},
 ): Promise<LiveServer> {
-  const home = mkdtempSync(join(tmpdir(), 'countersign-e2e-'));
+  const home = options.home ?? mkdtempSync(join(tmpdir(), 'countersign-e2e-'));
   await initHome({ home, dev: true });
   options.configure?.(home);
   const port = await freePort();
@@ -55,11 +55,11 @@ export async function startLiveServer(
       });
       return token;
     },
-    async close() {
+    async close(closeOptions = {}) {
       (http as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
       await new Promise<void>((resolve) => http.close(() => resolve()));
       await server.close();
-      rmSync(home, { recursive: true, force: true });
+      if (!closeOptions.keepHome && !options.home) rmSync(home, { recursive: true, force: true });
     },
   };
 }
