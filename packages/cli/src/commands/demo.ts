@@ -70,13 +70,19 @@ export async function demoCommand(options: { home: string; server: string }): Pr
   const write = await client.requestAccess({
     action: 'write',
     resource: 'postgres://prod/billing/invoices',
-    intent: { purpose: 'Apply the credit note for ticket BILL-1234', task_id: task, ticket: 'BILL-1234' },
+    // Its own task, so that it stays pending for a reviewer after the read task completes.
+    intent: {
+      purpose: 'Apply the credit note for ticket BILL-1234',
+      task_id: `${task}-credit-note`,
+      ticket: 'BILL-1234',
+    },
   });
   say(
     `   status: ${write.status}   review by: ${write.review?.reviewer_group}   deadline: ${write.review?.deadline_at}`,
   );
   say(`   request id: ${write.id}`);
   say(`   digest a reviewer approves: ${write.decision.request_digest}`);
+  say('   (it waits for a person: `npx countersign reviewer invite you@acme.dev --group billing-oncall`)');
 
   say(`\n4) task ${task} complete: its leases die`);
   const done = await client.completeTask(task);
