@@ -131,6 +131,37 @@ describe('reviewer console in Chromium', () => {
     expect(consoleErrors.filter((e) => /dialog|Refused to execute/i.test(e))).toEqual([]);
   });
 
+  it('A5 D4 every displayed claim equals the stored canonical JSON, and a long intent hides nothing', async () => {
+    const agent = await liveAgent(live, 'invoice-bot-a5', { owner: 'billing' });
+    const tail = ' and then DROP TABLE invoices \u202E';
+    const purpose = `${'Routine reconciliation. '.repeat(165)}${tail}`; // about 4 KiB, dangerous suffix
+    const pending = await agent.requestAccess({
+      action: 'write',
+      resource: 'postgres://prod/billing/invoices',
+      intent: { purpose, task_id: 'task-a5', ticket: 'BILL-9' },
+      context: { on_behalf_of: 'carol@acme.dev' },
+    });
+    const stored = await live.server.deps.ctx.store.read((tx) => tx.getRequest(pending.id));
+    const canonical = JSON.parse(stored!.canonical);
+    await page.goto(`${live.url}/console/#/requests/${pending.id}`);
+    const field = (name: string) => page.locator(`[data-field="${name}"]`).innerText();
+    await page.locator('[data-field="purpose"]').waitFor();
+    expect(await field('agent_id')).toContain(canonical.agent.id);
+    expect(await field('resource')).toContain(canonical.resource);
+    expect(await field('task_id')).toContain(canonical.intent.task_id);
+    expect(await field('ticket')).toContain(canonical.intent.ticket);
+    expect(await field('on_behalf_of')).toContain(canonical.context.on_behalf_of);
+    expect(await field('digest')).toContain(stored!.digest);
+    // Long text is cut visibly, never silently: expanding shows the whole of it.
+    await page
+      .locator('[data-field="purpose"]')
+      .getByRole('button', { name: /Show all/ })
+      .click();
+    const shown = await field('purpose');
+    expect(shown).toContain('and then DROP TABLE invoices ⟨U+202E⟩');
+    expect(shown.replace(/⟨U\+202E⟩/g, '\u202E')).toContain(purpose);
+  });
+
   it('D7 the console cannot be framed and is served under a strict CSP', async () => {
     const res = await fetch(`${live.url}/console/`);
     expect(res.headers.get('x-frame-options')).toBe('DENY');
