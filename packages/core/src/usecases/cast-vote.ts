@@ -50,8 +50,7 @@ export async function castVote({
   const result = await ctx.store.transaction(async (tx): Promise<VoteResult> => {
     const challenge = await tx.getChallenge(input.challengeId);
     if (
-      !challenge ||
-      challenge.purpose !== 'decision' ||
+      challenge?.purpose !== 'decision' ||
       challenge.reviewerId !== input.reviewer.id ||
       challenge.requestId !== input.requestId ||
       challenge.verdict !== input.verdict ||

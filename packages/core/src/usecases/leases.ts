@@ -23,7 +23,7 @@ export async function leaseState({
     if (lease.status !== 'active') return { active: false, lease, why: lease.revokeReason ?? 'revoked' };
     if (lease.expiresAt <= ctx.clock.now()) return { active: false, lease, why: 'expired' };
     const agent = await tx.getAgent(lease.agentId);
-    if (!agent || agent.status !== 'active') return { active: false, lease, why: 'agent_suspended' };
+    if (agent?.status !== 'active') return { active: false, lease, why: 'agent_suspended' };
     if (await tx.isTaskCompleted(lease.agentId, lease.taskId))
       return { active: false, lease, why: 'task_completed' };
     return { active: true, lease };

@@ -135,7 +135,7 @@ export async function startReviewerSession({
   const expiresAt = now + input.absoluteSeconds * 1000;
   await ctx.store.transaction(async (tx) => {
     const reviewer = await tx.getReviewer(input.reviewerId);
-    if (!reviewer || reviewer.status !== 'active')
+    if (reviewer?.status !== 'active')
       throw new CountersignError('CS_SESSION_REQUIRED', 'unknown or removed reviewer');
     if (input.counter) await bumpCounter(tx, input.credentialId, input.counter, now);
     await tx.insertSession({

@@ -60,8 +60,7 @@ export async function requireReviewer(
     throw new CountersignError('CS_SESSION_REQUIRED', 'your session ended: sign in with your passkey');
   }
   const reviewer = await store.read((tx) => tx.getReviewer(session.reviewerId));
-  if (!reviewer || reviewer.status !== 'active')
-    throw new CountersignError('CS_SESSION_REQUIRED', 'reviewer removed');
+  if (reviewer?.status !== 'active') throw new CountersignError('CS_SESSION_REQUIRED', 'reviewer removed');
   // Idle timeout: refresh at most once a minute to keep writes off the read path.
   if (now - session.lastSeenAt > 60_000) await store.transaction((tx) => tx.touchSession(tokenHash, now));
   return { reviewer, tokenHash };

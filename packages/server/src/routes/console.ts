@@ -139,7 +139,7 @@ export function consoleRoutes(deps: ServerDeps): Hono {
     const tokenHash = hashToken(value.token);
     const now = ctx.clock.now();
     const challenge = await ctx.store.read((tx) => tx.getChallenge(value.challenge_id));
-    if (!challenge || challenge.purpose !== 'enroll' || challenge.requestId !== tokenHash) {
+    if (challenge?.purpose !== 'enroll' || challenge.requestId !== tokenHash) {
       assertionInvalid('unknown enrollment challenge');
     }
     if (!(await ctx.store.transaction((tx) => tx.consumeChallenge(challenge.id, now)))) {
@@ -221,7 +221,7 @@ export function consoleRoutes(deps: ServerDeps): Hono {
     );
     const now = ctx.clock.now();
     const challenge = await ctx.store.read((tx) => tx.getChallenge(value.login_id));
-    if (!challenge || challenge.purpose !== 'login') assertionInvalid('unknown login challenge');
+    if (challenge?.purpose !== 'login') assertionInvalid('unknown login challenge');
     if (!(await ctx.store.transaction((tx) => tx.consumeChallenge(challenge.id, now)))) {
       assertionInvalid('this login challenge was used or expired');
     }
@@ -233,7 +233,7 @@ export function consoleRoutes(deps: ServerDeps): Hono {
     if (!credential) assertionInvalid('this passkey is not registered here');
     const verified = await verifyAssertion(response, challenge.challenge, credential);
     const reviewer = await ctx.store.read((tx) => tx.getReviewer(credential.reviewerId));
-    if (!reviewer || reviewer.status !== 'active')
+    if (reviewer?.status !== 'active')
       throw new CountersignError('CS_SESSION_REQUIRED', 'this reviewer was removed');
     const session = newSessionToken();
     await startReviewerSession({
@@ -488,8 +488,7 @@ export function consoleRoutes(deps: ServerDeps): Hono {
     );
     if (!record) throw new CountersignError('CS_NOT_FOUND', 'no such review');
     if (
-      !challenge ||
-      challenge.purpose !== 'decision' ||
+      challenge?.purpose !== 'decision' ||
       challenge.reviewerId !== reviewer.id ||
       challenge.requestId !== requestId ||
       challenge.verdict !== value.verdict
