@@ -3,14 +3,18 @@
  * updates live → the evidence pack shows hostile agent text inert and visible → approve with
  * the passkey → the waiting agent gets its credential and receipt. Plus THREATS.md D1, D2, D7.
  */
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { liveAgent } from './support/agent.js';
 import { launchChromium, newReviewerSession, type ReviewerSession } from './support/browser.js';
 import { type LiveServer, startLiveServer } from './support/live-server.js';
+
+const BIN = resolve(import.meta.dirname, '../../packages/cli/bin/countersign.js');
 
 const XSS = [
   '<script>window.__pwned=1</script>',
@@ -101,6 +105,31 @@ describe('reviewer console in Chromium', () => {
     );
     const receipt = await jwtVerify(answer.receipt, jwks, { typ: 'countersign-receipt+jwt' });
     expect(receipt.payload.request_digest).toBe(pending.decision.request_digest);
+
+    // Anyone can check the receipt with the CLI against the published JWKS; a forged one fails.
+    const file = join(tmpdir(), `countersign-answer-${pending.id}.json`);
+    writeFileSync(file, JSON.stringify(answer));
+    // Asynchronously: the server under test lives in this process.
+    const cli = (args: string[]) =>
+      new Promise<{ status: number; stdout: string; stderr: string }>((done) =>
+        execFile(process.execPath, [BIN, ...args], (error, stdout, stderr) =>
+          done({ status: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+        ),
+      );
+    const ok = await cli(['receipt', 'verify', file, '--server', live.url]);
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({
+      verdict: 'approved',
+      request_digest: pending.decision.request_digest,
+    });
+    const [h, p, sig] = String(answer.receipt).split('.');
+    const forgedPayload = Buffer.from(
+      JSON.stringify({ ...JSON.parse(Buffer.from(p!, 'base64url').toString()), lease_id: 'lease_forged' }),
+    ).toString('base64url');
+    writeFileSync(file, `${h}.${forgedPayload}.${sig}`);
+    const bad = await cli(['receipt', 'verify', file, '--server', live.url]);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/^error CS_TOKEN_INVALID: the receipt does not verify/);
   });
 
   it('D1 D2 hostile agent text is inert in the console and dangerous characters show as visible escapes', async () => {
