@@ -7,10 +7,11 @@
  * their audit events (invariants 1, 2, 3, 8).
  */
 import { CountersignError } from '../errors.js';
-import type { LeaseRecord, ReviewerRecord, Verdict, VoteRecord } from '../records.js';
+import type { ReviewerRecord, Verdict, VoteRecord } from '../records.js';
 import { ineligibility, requestClaims, tally } from '../review.js';
 import type { DomainContext } from './context.js';
 import { grantFor } from './grant.js';
+import { leaseRecordFor, recordLease } from './lease-record.js';
 import { enqueueReviewNotification } from './notify.js';
 import { bumpCounter } from './reviewers.js';
 
@@ -154,24 +155,8 @@ export async function castVote({
           throw new CountersignError('CS_REVIEW_CLOSED', 'the review was closed meanwhile');
         }
         const issued = await ctx.issuer.issue(grant);
-        const lease: LeaseRecord = {
-          id: grant.leaseId,
-          requestId: request.id,
-          agentId: request.agentId,
-          taskId: request.taskId,
-          kind: ctx.issuer.kind,
-          credentialId: issued.credentialId,
-          fingerprint: issued.fingerprint,
-          audience,
-          scope: issued.scope,
-          issuedAt: now,
-          expiresAt: grant.expiresAt,
-          status: 'active',
-          revokedAt: null,
-          revokeReason: null,
-          deliveredAt: null, // handed to the agent once, when it asks (deliverCredential)
-        };
-        await tx.insertLease(lease);
+        // Handed to the agent once, when it asks (deliverCredential).
+        const lease = leaseRecordFor(ctx.issuer.kind, grant, issued, null);
         const receipt = await ctx.receipts.sign({
           request_id: request.id,
           request_digest: request.digest,
@@ -195,22 +180,7 @@ export async function castVote({
           },
           now,
         );
-        await tx.appendAudit(
-          {
-            type: 'lease.issued',
-            actor: { type: 'system', id: `issuer:${lease.kind}` },
-            requestId: request.id,
-            data: {
-              lease_id: lease.id,
-              kind: lease.kind,
-              credential_id: lease.credentialId,
-              fingerprint: lease.fingerprint,
-              audience: lease.audience,
-              expires_at: new Date(lease.expiresAt).toISOString(),
-            },
-          },
-          now,
-        );
+        await recordLease(tx, lease, now);
         await tx.appendAudit(
           {
             type: 'receipt.issued',

@@ -18,6 +18,7 @@ import { agentActor, requestSummary } from './audit-helpers.js';
 import { consumeAssertion } from './consume-assertion.js';
 import type { Assertion, DomainContext } from './context.js';
 import { grantFor } from './grant.js';
+import { leaseRecordFor, recordLease } from './lease-record.js';
 import { enqueueReviewNotification } from './notify.js';
 
 export interface SubmitAccessRequestInput {
@@ -167,24 +168,8 @@ export async function submitAccessRequest({
       requestedTtl,
     );
     issued = await ctx.issuer.issue(grant);
-    lease = {
-      id: grant.leaseId,
-      requestId: id,
-      agentId: agent.id,
-      taskId: grant.taskId,
-      kind: ctx.issuer.kind,
-      credentialId: issued.credentialId,
-      fingerprint: issued.fingerprint,
-      audience: grant.audience,
-      scope: issued.scope,
-      issuedAt: now,
-      expiresAt: grant.expiresAt,
-      status: 'active',
-      revokedAt: null,
-      revokeReason: null,
-      // Handed over in this very answer, after the commit.
-      deliveredAt: now,
-    };
+    // Handed over in this very answer, after the commit.
+    lease = leaseRecordFor(ctx.issuer.kind, grant, issued, now);
   }
 
   const record: AccessRequestRecord = {
@@ -254,25 +239,7 @@ export async function submitAccessRequest({
         );
         await enqueueReviewNotification(ctx, tx, 'review.requested', record, 'pending', now);
       }
-      if (lease) {
-        await tx.insertLease(lease);
-        await tx.appendAudit(
-          {
-            type: 'lease.issued',
-            actor: { type: 'system', id: `issuer:${lease.kind}` },
-            requestId: id,
-            data: {
-              lease_id: lease.id,
-              kind: lease.kind,
-              credential_id: lease.credentialId,
-              fingerprint: lease.fingerprint,
-              audience: lease.audience,
-              expires_at: new Date(lease.expiresAt).toISOString(),
-            },
-          },
-          now,
-        );
-      }
+      if (lease) await recordLease(tx, lease, now);
     });
   } catch (error) {
     // A concurrent retry with the same key won the insert: answer as that request did.

@@ -85,6 +85,28 @@ export function consoleRoutes(deps: ServerDeps): Hono {
     await next();
   });
 
+  /** A verified passkey ceremony opens a session: new random token, only its hash stored. */
+  async function openSession(
+    c: Context,
+    reviewer: ReviewerRecord,
+    credentialId: string,
+    counter?: { from: number; to: number },
+  ) {
+    const session = newSessionToken();
+    await startReviewerSession({
+      ctx,
+      input: {
+        reviewerId: reviewer.id,
+        tokenHash: session.tokenHash,
+        absoluteSeconds: SESSION_ABSOLUTE_SECONDS,
+        credentialId,
+        ...(counter ? { counter } : {}),
+      },
+    });
+    setSessionCookie(deps, c, session.token);
+    return c.json({ reviewer: reviewerView(reviewer) });
+  }
+
   // ---- enrollment -------------------------------------------------------------------------
   app.post('/v1/console/enroll/options', jsonBodyLimit, async (c) => {
     const { value } = await readJson(c, z.strictObject({ token: Token }));
@@ -173,18 +195,7 @@ export function consoleRoutes(deps: ServerDeps): Hono {
         },
       },
     });
-    const session = newSessionToken();
-    await startReviewerSession({
-      ctx,
-      input: {
-        reviewerId: reviewer.id,
-        tokenHash: session.tokenHash,
-        absoluteSeconds: SESSION_ABSOLUTE_SECONDS,
-        credentialId: credential.id,
-      },
-    });
-    setSessionCookie(deps, c, session.token);
-    return c.json({ reviewer: reviewerView(reviewer) });
+    return openSession(c, reviewer, credential.id);
   });
 
   // ---- login ------------------------------------------------------------------------------
@@ -235,19 +246,7 @@ export function consoleRoutes(deps: ServerDeps): Hono {
     const reviewer = await ctx.store.read((tx) => tx.getReviewer(credential.reviewerId));
     if (reviewer?.status !== 'active')
       throw new CountersignError('CS_SESSION_REQUIRED', 'this reviewer was removed');
-    const session = newSessionToken();
-    await startReviewerSession({
-      ctx,
-      input: {
-        reviewerId: reviewer.id,
-        tokenHash: session.tokenHash,
-        absoluteSeconds: SESSION_ABSOLUTE_SECONDS,
-        credentialId: credential.id,
-        counter: { from: credential.counter, to: verified.newCounter },
-      },
-    });
-    setSessionCookie(deps, c, session.token);
-    return c.json({ reviewer: reviewerView(reviewer) });
+    return openSession(c, reviewer, credential.id, { from: credential.counter, to: verified.newCounter });
   });
 
   async function verifyAssertion(

@@ -95,18 +95,26 @@ const formBodyLimit = bodyLimit({
     c.json({ error: 'invalid_request', error_description: 'body too large', code: 'CS_BODY_TOO_LARGE' }, 413),
 });
 
+/** Authenticates the caller and reads `token`; an RFC-shaped error answer when either fails. */
+async function tokenRequest(
+  deps: ServerDeps,
+  c: Context,
+): Promise<{ caller: Caller; token: string } | Response> {
+  try {
+    const caller = await authenticateCaller(deps, c);
+    return { caller, token: await formToken(c) };
+  } catch (error) {
+    return oauthError(c, error);
+  }
+}
+
 export function oauthRoutes(deps: ServerDeps): Hono {
   const app = new Hono();
 
   app.post('/oauth/introspect', formBodyLimit, async (c) => {
-    let caller: Caller;
-    let token: string;
-    try {
-      caller = await authenticateCaller(deps, c);
-      token = await formToken(c);
-    } catch (error) {
-      return oauthError(c, error);
-    }
+    const parsed = await tokenRequest(deps, c);
+    if (parsed instanceof Response) return parsed;
+    const { caller, token } = parsed;
     const payload = await verifyOwnToken(deps, token);
     if (!payload) return c.json({ active: false });
     const state = await leaseState({ ctx: deps.ctx, input: { credentialId: payload.jti! } });
@@ -131,14 +139,9 @@ export function oauthRoutes(deps: ServerDeps): Hono {
   });
 
   app.post('/oauth/revoke', formBodyLimit, async (c) => {
-    let caller: Caller;
-    let token: string;
-    try {
-      caller = await authenticateCaller(deps, c);
-      token = await formToken(c);
-    } catch (error) {
-      return oauthError(c, error);
-    }
+    const parsed = await tokenRequest(deps, c);
+    if (parsed instanceof Response) return parsed;
+    const { caller, token } = parsed;
     const payload = await verifyOwnToken(deps, token);
     if (payload) {
       const state = await leaseState({ ctx: deps.ctx, input: { credentialId: payload.jti! } });
