@@ -1,0 +1,618 @@
+/**
+ * `npm run bench`: Countersign under load on SQLite (synchronous=FULL), loopback, one server
+ * process (a child, so it and the load generator each get a core) driven by autocannon.
+ *
+ * Cases: a bare Hono JSON endpoint of the same server process (the baseline), auto-allow
+ * (credential + audit), deny, review opened. Per case: req/s, p50/p99, ratio to the baseline
+ * of this run, errors; per-stage means from the server's own histogram; JSON to
+ * bench/results/latest.json. See bench/README.md for how to read it.
+ *
+ * Environment: BENCH_DURATION (s, default 10), BENCH_WARMUP (s, default 3), BENCH_CONNECTIONS
+ * (default 50), BENCH_CASES (comma list of allow,deny,review; the baseline always runs),
+ * BENCH_DIR (parent of the temp data dir, default the OS temp dir), BENCH_OUT (JSON path),
+ * BENCH_PROFILE=1 (CPU-profile the server during each measured run, into bench/results/profile/
+ * <case>.cpuprofile, plus event-loop utilisation and SQLite counters; the profiler costs
+ * throughput, so profiled figures are not the headline), BENCH_PROFILE=counters (only the
+ * utilisation and SQLite counters, no profiler), BENCH_NICE (e.g. -10: run the server and the
+ * load generator at that priority on a shared machine), BENCH_WAIT_QUIET (s to wait for other
+ * processes to go quiet before starting), BENCH_QUIET_CORES (what counts as quiet, 0.15).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, freemem, loadavg, setPriority, tmpdir, totalmem } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { AssertionPool, readAgentKey } from './lib/assertions.js';
+import { type LoadResult, runLoad } from './lib/load.js';
+import {
+  decisionDeltas,
+  failureDeltas,
+  STAGES,
+  type StageDelta,
+  type StageName,
+  scrape,
+  stageDeltas,
+} from './lib/metrics.js';
+import { machineLoad, waitQuiet } from './lib/quiet.js';
+import {
+  cpuDelta,
+  foreignCpu,
+  freePort,
+  prepareHome,
+  REPO,
+  type RunningServer,
+  type SystemCpu,
+  startServer,
+  systemCpu,
+  type ThreadCpu,
+  threadCpu,
+} from './lib/server.js';
+
+const num = (name: string, fallback: number) => {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!(n > 0)) throw new Error(`${name} must be a positive number, got ${JSON.stringify(raw)}`);
+  return n;
+};
+
+const DURATION = num('BENCH_DURATION', 10);
+const WARMUP = num('BENCH_WARMUP', 3);
+const CONNECTIONS = Math.trunc(num('BENCH_CONNECTIONS', 50));
+/** '1': CPU profile + counters per case; 'counters': event-loop utilisation + SQLite counters only. */
+const PROFILE_MODE = process.env.BENCH_PROFILE ?? '';
+const PROFILE = PROFILE_MODE === '1' || PROFILE_MODE === 'counters';
+const CPU_PROFILE = PROFILE_MODE === '1';
+const RESULTS = join(REPO, 'bench', 'results');
+const OUT = process.env.BENCH_OUT ?? join(RESULTS, 'latest.json');
+/** Scheduling priority (nice) for the server and the load generator on a shared machine; root only below 0. */
+const NICE = process.env.BENCH_NICE === undefined ? null : Math.trunc(Number(process.env.BENCH_NICE));
+const QUIET_CORES = Number(process.env.BENCH_QUIET_CORES ?? 0.15);
+const WAIT_QUIET = Number(process.env.BENCH_WAIT_QUIET ?? 0);
+/** A case whose run saw more than this many cores of other load is repeated, up to BENCH_ATTEMPTS times. */
+const NOISY_CORES = Number(process.env.BENCH_NOISY_CORES ?? 0.25);
+const ATTEMPTS = Math.max(1, Math.trunc(Number(process.env.BENCH_ATTEMPTS ?? 1)));
+const AGENT_ID = 'bench-agent';
+const AGENT_OWNER = 'billing';
+
+interface DecisionCase {
+  readonly name: 'allow' | 'deny' | 'review';
+  readonly title: string;
+  readonly body: Record<string, unknown>;
+  readonly outcome: 'allowed' | 'denied' | 'pending';
+}
+
+const intent = { purpose: 'bench', task_id: 't1' };
+const DECISION_CASES: readonly DecisionCase[] = [
+  {
+    name: 'allow',
+    title: 'auto-allow (credential + audit)',
+    body: { action: 'read', resource: 'postgres://staging/app/orders', intent },
+    outcome: 'allowed',
+  },
+  {
+    name: 'deny',
+    title: 'deny',
+    body: { action: 'export', resource: 'secret://kms/prod-signing-key', intent },
+    outcome: 'denied',
+  },
+  {
+    name: 'review',
+    title: 'review opened',
+    body: { action: 'write', resource: 'postgres://prod/billing/invoices', intent },
+    outcome: 'pending',
+  },
+];
+
+const selected = (() => {
+  const raw = process.env.BENCH_CASES;
+  if (!raw) return DECISION_CASES;
+  const names = raw.split(',').map((s) => s.trim());
+  for (const n of names)
+    if (!DECISION_CASES.some((c) => c.name === n)) throw new Error(`BENCH_CASES: unknown case ${n}`);
+  return DECISION_CASES.filter((c) => names.includes(c.name));
+})();
+
+interface CaseReport {
+  readonly name: string;
+  readonly title: string;
+  readonly requestsPerSecond: number;
+  readonly latencyMs: LoadResult['latencyMs'];
+  readonly ratioToBaseline: number | null;
+  readonly errors: number;
+  readonly errorDetail: Omit<LoadResult, 'requestsPerSecond' | 'latencyMs' | 'errors'>;
+  readonly warmup: { readonly requestsPerSecond: number; readonly errors: number };
+  readonly assertions?: {
+    readonly pooled: number;
+    readonly used: number;
+    readonly signedOnDemand: number;
+    readonly mintMs: number;
+  };
+  readonly decisions?: Record<string, number>;
+  readonly failures?: Record<string, number>;
+  /** Server CPU during the measured window, and per completed request. */
+  /** Cores busy with other processes on the machine during the run (noise; should be ~0). */
+  readonly otherLoadCores: number | null;
+  readonly serverCpu: {
+    readonly seconds: ThreadCpu | null;
+    readonly mainThreadUtilisation: number | null;
+    readonly mainThreadUsPerRequest: number | null;
+    readonly otherThreadsUsPerRequest: number | null;
+  };
+  /** Measured inside the server (only with BENCH_PROFILE): event-loop utilisation, SQLite. */
+  readonly server: ReturnType<typeof serverWindow> | null;
+  readonly stages?: StageReport;
+  /** How many times the case ran (more than 1 when earlier runs were noisy). */
+  readonly attempts: number;
+}
+
+interface StageReport {
+  /** Mean wall time per observation (ms) straight from the histogram sum/count deltas. */
+  readonly stages: Record<StageName, StageDelta>;
+  /** Client mean latency minus the sum of the four stage means (ms); see README. */
+  readonly remainderMs: number;
+  readonly clientMeanMs: number;
+}
+
+const fmt = (n: number | null | undefined, digits = 2) =>
+  n === null || n === undefined || Number.isNaN(n) ? '—' : n.toFixed(digits);
+
+function pad(cells: string[], widths: number[]): string {
+  return cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+}
+
+function table(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = widths.map((w) => '-'.repeat(w)).join('  ');
+  return [pad(head, widths), line, ...rows.map((r) => pad(r, widths))].join('\n');
+}
+
+async function preflight(base: string, pool: AssertionPool, c: DecisionCase): Promise<void> {
+  const res = await fetch(`${base}/v1/access-requests`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${pool.mint()}` },
+    body: JSON.stringify(c.body),
+  });
+  const text = await res.text();
+  let status: unknown;
+  try {
+    status = (JSON.parse(text) as { status?: unknown }).status;
+  } catch {
+    status = undefined;
+  }
+  if (res.status !== 201 || status !== c.outcome) {
+    throw new Error(
+      `preflight for ${c.name}: expected 201 ${c.outcome}, got ${res.status} ${text.slice(0, 400)}`,
+    );
+  }
+}
+
+interface ServerWindow {
+  readonly eventLoopUtilization: number;
+  readonly seconds: number;
+  readonly sqlite: Record<string, { calls: number; ms: number }>;
+}
+
+function serverWindow(w: ServerWindow, completed: number) {
+  const calls = (k: string) => w.sqlite[k]?.calls ?? 0;
+  const commits = calls('exec COMMIT');
+  let sqliteMs = 0;
+  for (const v of Object.values(w.sqlite)) sqliteMs += v.ms;
+  return {
+    eventLoopUtilization: w.eventLoopUtilization,
+    commits,
+    unitsPerCommit: commits > 0 ? calls('exec SAVEPOINT') / commits : null,
+    commitMsEach: commits > 0 ? w.sqlite['exec COMMIT']!.ms / commits : null,
+    /** Main-thread time inside better-sqlite3 (statements, BEGIN/COMMIT incl. fsync) per request, µs. */
+    sqliteUsPerRequest: completed > 0 ? (sqliteMs * 1000) / completed : null,
+    sqlite: w.sqlite,
+  };
+}
+
+/** Cores' worth of CPU used by processes other than the server and this load generator. */
+function otherLoad(
+  a: SystemCpu | null,
+  b: SystemCpu | null,
+  server: ThreadCpu | null,
+  load: LoadResult,
+): number | null {
+  if (!server) return null;
+  const f = foreignCpu(a, b, server.main + server.others + load.loaderCpuSeconds);
+  return f === null ? null : f / load.durationSeconds;
+}
+
+const waitForQuiet = (label: string) =>
+  waitQuiet(label, { quietCores: QUIET_CORES, maxWaitSeconds: WAIT_QUIET });
+
+function cpuReport(cpu: ThreadCpu | null, load: LoadResult) {
+  const seconds = load.durationSeconds;
+  return {
+    seconds: cpu,
+    mainThreadUtilisation: cpu ? cpu.main / seconds : null,
+    mainThreadUsPerRequest: cpu && load.completed > 0 ? (cpu.main / load.completed) * 1e6 : null,
+    otherThreadsUsPerRequest: cpu && load.completed > 0 ? (cpu.others / load.completed) * 1e6 : null,
+  };
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  mkdirSync(RESULTS, { recursive: true });
+  const home = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'countersign-bench-'));
+  let server: RunningServer | null = null;
+  const onSignal = () => {
+    process.stderr.write('interrupted: stopping the server\n');
+    const done = () => {
+      rmSync(home, { recursive: true, force: true });
+      process.exit(130);
+    };
+    void (server ? server.stop() : Promise.resolve()).finally(done);
+  };
+  process.once('SIGINT', onSignal);
+  try {
+    const idleLoad = await machineLoad(2);
+    process.stderr.write(`data dir ${home}\npreparing (init + agent add)...\n`);
+    const keyFile = await prepareHome(home, AGENT_ID, AGENT_OWNER);
+    const port = await freePort();
+    const profileDir = join(RESULTS, 'profile');
+    if (PROFILE) {
+      rmSync(profileDir, { recursive: true, force: true });
+      mkdirSync(profileDir, { recursive: true });
+    }
+    server = await startServer({
+      home,
+      port,
+      logFile: join(RESULTS, 'server.log'),
+      nodeFlags: PROFILE ? ['--import', join(REPO, 'bench', 'lib', 'profiler-hook.mjs')] : [],
+      env: PROFILE ? { BENCH_PROFILE_DIR: profileDir, BENCH_PROFILE_CPU: CPU_PROFILE ? '1' : '0' } : {},
+      nice: NICE,
+    });
+    let profiles = 0;
+    const profiled = async <T>(
+      name: string,
+      work: () => Promise<T>,
+    ): Promise<{ value: T; window: ServerWindow | null }> => {
+      if (!PROFILE) return { value: await work(), window: null };
+      const index = profiles++;
+      process.kill(server!.pid, 'SIGUSR2');
+      const value = await work();
+      process.kill(server!.pid, 'SIGUSR2');
+      const meta = join(profileDir, `${index}.json`);
+      for (let i = 0; i < 600 && !existsSync(meta); i++) await new Promise((r) => setTimeout(r, 100));
+      if (CPU_PROFILE)
+        renameSync(join(profileDir, `${index}.cpuprofile`), join(profileDir, `${name}.cpuprofile`));
+      const window = JSON.parse(readFileSync(meta, 'utf8')) as ServerWindow;
+      rmSync(meta);
+      return { value, window };
+    };
+    const meta = (await (await fetch(`${server.base}/.well-known/oauth-authorization-server`)).json()) as {
+      issuer: string;
+    };
+    const agent = readAgentKey(keyFile);
+    // The load generator runs on this process's main thread.
+    if (NICE !== null) setPriority(NICE);
+    process.stderr.write(
+      `server pid ${server.pid} at ${server.base}, issuer ${meta.issuer}${NICE !== null ? `, nice ${NICE}` : ''}\n`,
+    );
+
+    const reports: CaseReport[] = [];
+    const running = server;
+
+    /** Runs a case; on a shared machine, waits for quiet first and repeats it if it was noisy. */
+    const measure = async (name: string, once: () => Promise<CaseReport>): Promise<CaseReport> => {
+      for (let attempt = 1; ; attempt++) {
+        await waitForQuiet(`${name}`);
+        const r = await once();
+        const noise = r.otherLoadCores ?? 0;
+        if (noise <= NOISY_CORES || attempt >= ATTEMPTS) return { ...r, attempts: attempt };
+        process.stderr.write(
+          `${name}: ${noise.toFixed(2)} cores of other load during the run; repeating (${attempt}/${ATTEMPTS})\n`,
+        );
+      }
+    };
+
+    // (1) Baseline: GET /healthz/live, the same process, no store, no crypto.
+    const baseSpec = {
+      base: running.base,
+      method: 'GET' as const,
+      path: '/healthz/live',
+      expectStatus: 200,
+      connections: CONNECTIONS,
+    };
+    const base = await measure('baseline', async () => {
+      process.stderr.write(`baseline: warm-up ${WARMUP}s, run ${DURATION}s...\n`);
+      const warm = await runLoad({ ...baseSpec, durationSeconds: WARMUP });
+      const cpu0 = threadCpu(running.pid);
+      const sys0 = systemCpu();
+      const { value: load, window } = await profiled('baseline', () =>
+        runLoad({ ...baseSpec, durationSeconds: DURATION }),
+      );
+      const cpu = cpuDelta(cpu0, threadCpu(running.pid));
+      const sys = systemCpu();
+      const { requestsPerSecond, latencyMs, errors, ...rest } = load;
+      return {
+        name: 'baseline',
+        title: 'bare Hono JSON (GET /healthz/live)',
+        requestsPerSecond,
+        latencyMs,
+        ratioToBaseline: 1,
+        errors,
+        errorDetail: rest,
+        warmup: { requestsPerSecond: warm.requestsPerSecond, errors: warm.errors },
+        serverCpu: cpuReport(cpu, load),
+        otherLoadCores: otherLoad(sys0, sys, cpu, load),
+        server: window ? serverWindow(window, load.completed) : null,
+        attempts: 1,
+      };
+    });
+    reports.push(base);
+    const baseRps = base.requestsPerSecond;
+
+    for (const c of selected) {
+      const body = JSON.stringify(c.body);
+      const report = await measure(c.name, async () => {
+        const pool = new AssertionPool(agent, meta.issuer, 300);
+        await preflight(running.base, pool, c);
+        const spec = {
+          base: running.base,
+          method: 'POST' as const,
+          path: '/v1/access-requests',
+          body,
+          pool,
+          expectStatus: 201,
+          expectOutcome: c.outcome,
+          connections: CONNECTIONS,
+        };
+        // Warm-up pool: generous (the rate is unknown yet); the measured pool is sized from the warm-up rate.
+        pool.fill(Math.ceil(WARMUP * 6000) + 2 * CONNECTIONS);
+        process.stderr.write(`${c.name}: warm-up ${WARMUP}s...\n`);
+        const warm = await runLoad({ ...spec, durationSeconds: WARMUP });
+        const pooled =
+          Math.ceil(Math.max(warm.requestsPerSecond, 500) * DURATION * 2) + 2 * CONNECTIONS + 1000;
+        const mintMs = pool.fill(pooled);
+        process.stderr.write(
+          `${c.name}: warm-up ${warm.requestsPerSecond.toFixed(0)} req/s; minted ${pooled} assertions in ${mintMs.toFixed(0)} ms; run ${DURATION}s...\n`,
+        );
+        const before = await scrape(running.base);
+        const cpu0 = threadCpu(running.pid);
+        const sys0 = systemCpu();
+        const { value: load, window } = await profiled(c.name, () =>
+          runLoad({ ...spec, durationSeconds: DURATION }),
+        );
+        const cpu = cpuDelta(cpu0, threadCpu(running.pid));
+        const sys = systemCpu();
+        const after = await scrape(running.base);
+        const stages = stageDeltas(before, after);
+        const stageSum = STAGES.reduce((sum, s) => sum + (stages[s].meanMs ?? 0), 0);
+        const { requestsPerSecond, latencyMs, errors, ...rest } = load;
+        return {
+          name: c.name,
+          title: c.title,
+          requestsPerSecond,
+          latencyMs,
+          ratioToBaseline: requestsPerSecond / baseRps,
+          errors,
+          errorDetail: rest,
+          warmup: { requestsPerSecond: warm.requestsPerSecond, errors: warm.errors },
+          assertions: { pooled, used: pool.used, signedOnDemand: pool.signedOnDemand, mintMs },
+          decisions: decisionDeltas(before, after),
+          failures: failureDeltas(before, after),
+          serverCpu: cpuReport(cpu, load),
+          otherLoadCores: otherLoad(sys0, sys, cpu, load),
+          server: window ? serverWindow(window, load.completed) : null,
+          stages: { stages, remainderMs: latencyMs.mean - stageSum, clientMeanMs: latencyMs.mean },
+          attempts: 1,
+        };
+      });
+      reports.push(report);
+    }
+
+    await server.stop();
+    server = null;
+
+    // ---- report ----
+    const rows = reports.map((r) => [
+      r.name,
+      r.requestsPerSecond.toFixed(0),
+      fmt(r.latencyMs.p50),
+      fmt(r.latencyMs.p99),
+      fmt(r.latencyMs.mean),
+      r.ratioToBaseline === null ? '—' : `${(r.ratioToBaseline * 100).toFixed(1)}%`,
+      String(r.errors),
+      fmt(r.serverCpu.mainThreadUtilisation === null ? null : r.serverCpu.mainThreadUtilisation * 100, 0),
+      fmt(r.serverCpu.mainThreadUsPerRequest, 0),
+      fmt(r.serverCpu.otherThreadsUsPerRequest, 0),
+      fmt(r.otherLoadCores, 2),
+    ]);
+    const out: string[] = [];
+    out.push('');
+    out.push(
+      `Countersign bench: ${CONNECTIONS} connections, ${WARMUP}s warm-up + ${DURATION}s per case, SQLite synchronous=FULL, loopback`,
+    );
+    out.push(
+      `node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${started.toISOString()}`,
+    );
+    out.push('');
+    out.push(
+      table(
+        [
+          'case',
+          'req/s',
+          'p50 ms',
+          'p99 ms',
+          'mean ms',
+          'vs base',
+          'errors',
+          'srv main %',
+          'main us/req',
+          'other us/req',
+          'noise cores',
+        ],
+        rows,
+      ),
+    );
+    out.push('');
+    out.push(
+      'Per-stage wall time, mean ms per observation (server histogram sum/count deltas over the measured run):',
+    );
+    const stageRows = reports
+      .filter((r) => r.stages)
+      .map((r) => {
+        const s = r.stages!;
+        return [
+          r.name,
+          ...STAGES.map((st) => fmt(s.stages[st].meanMs, 3)),
+          fmt(s.remainderMs, 3),
+          fmt(s.clientMeanMs, 3),
+        ];
+      });
+    out.push(
+      table(['case', 'authentication', 'cedar', 'signing', 'commit', 'remainder*', 'client mean'], stageRows),
+    );
+    out.push(
+      '* remainder = client mean latency - (authentication + cedar + signing + commit): HTTP parse/write, body read,',
+    );
+    out.push(
+      '  momoa + zod, risk, catalog, digests, event-loop queueing outside the four stages, and loopback. Stage times are',
+    );
+    out.push(
+      '  wall time under 50-way concurrency, so they include waiting for the event loop; see bench/README.md.',
+    );
+    out.push('');
+    const allow = reports.find((r) => r.name === 'allow');
+    const deny = reports.find((r) => r.name === 'deny');
+    const verdicts: Array<{ target: string; reached: string; ok: boolean }> = [];
+    if (allow)
+      verdicts.push({
+        target: 'auto-allow >= 25% of baseline req/s',
+        reached: `${((allow.ratioToBaseline ?? 0) * 100).toFixed(1)}%`,
+        ok: (allow.ratioToBaseline ?? 0) >= 0.25,
+      });
+    if (deny)
+      verdicts.push({
+        target: 'deny >= 30% of baseline req/s',
+        reached: `${((deny.ratioToBaseline ?? 0) * 100).toFixed(1)}%`,
+        ok: (deny.ratioToBaseline ?? 0) >= 0.3,
+      });
+    for (const r of reports.filter((x) => x.name !== 'baseline'))
+      verdicts.push({
+        target: `${r.name} p99 < 25 ms`,
+        reached: `${fmt(r.latencyMs.p99)} ms`,
+        ok: r.latencyMs.p99 < 25,
+      });
+    out.push(
+      table(
+        ['target', 'reached', 'met'],
+        verdicts.map((v) => [v.target, v.reached, v.ok ? 'yes' : 'NO']),
+      ),
+    );
+    const repeated = reports.filter((r) => r.attempts > 1);
+    if (repeated.length > 0)
+      out.push(
+        `\nrepeated because of other load on the machine: ${repeated.map((r) => `${r.name} (run ${r.attempts} kept)`).join(', ')}`,
+      );
+    const noisy = reports.filter((r) => (r.otherLoadCores ?? 0) > NOISY_CORES);
+    if (noisy.length > 0)
+      out.push(
+        `WARNING: other processes used > ${NOISY_CORES} cores during ${noisy.map((r) => r.name).join(', ')}: those figures are depressed.`,
+      );
+    const dry = reports.filter((r) => (r.assertions?.signedOnDemand ?? 0) > 0);
+    if (dry.length > 0)
+      out.push(
+        `\nWARNING: the assertion pool ran dry in ${dry.map((r) => r.name).join(', ')}; the load generator signed during the run.`,
+      );
+    for (const r of reports.filter((x) => x.errors > 0))
+      out.push(
+        `\nerrors in ${r.name}: ${JSON.stringify({ status: r.errorDetail.statusCodes, wrongOutcome: r.errorDetail.wrongOutcome, connection: r.errorDetail.connectionErrors, timeouts: r.errorDetail.timeouts, failures: r.failures })}`,
+      );
+
+    const json = {
+      schema: 'countersign-bench/1',
+      date: started.toISOString(),
+      machine: {
+        node: process.version,
+        platform: `${process.platform} ${process.arch}`,
+        cpus: cpus().length,
+        cpuModel: cpus()[0]?.model ?? null,
+        memoryMb: Math.round(totalmem() / 2 ** 20),
+        freeMemoryMb: Math.round(freemem() / 2 ** 20),
+        loadavgAtStart: loadavg(),
+        /** Cores busy with other processes during the 2 s before the run. */
+        otherLoadCoresBeforeRun: idleLoad,
+        gitCommit: gitCommit(),
+        /** Uncommitted changes in the tree that was measured (paths from `git status --porcelain`). */
+        gitDirty: gitDirty(),
+      },
+      config: {
+        connections: CONNECTIONS,
+        warmupSeconds: WARMUP,
+        quietCores: QUIET_CORES,
+        noisyCores: NOISY_CORES,
+        attempts: ATTEMPTS,
+        durationSeconds: DURATION,
+        store: 'sqlite (WAL, synchronous=FULL)',
+        dataDir: home,
+        profile: PROFILE_MODE || null,
+        nice: NICE,
+      },
+      cases: reports,
+      targets: verdicts,
+    };
+    mkdirSync(dirname(OUT), { recursive: true });
+    writeFileSync(OUT, `${JSON.stringify(json, null, 2)}\n`);
+    out.push(`\nwrote ${relative(process.cwd(), OUT) || OUT}`);
+    if (PROFILE) {
+      out.push('\nInside the server (instrumented run, BENCH_PROFILE):');
+      out.push(
+        table(
+          ['case', 'event loop busy', 'commits/s', 'units/commit', 'COMMIT ms', 'SQLite us/req'],
+          reports.map((r) => [
+            r.name,
+            `${fmt((r.server?.eventLoopUtilization ?? Number.NaN) * 100, 0)}%`,
+            fmt((r.server?.commits ?? 0) / r.errorDetail.durationSeconds, 0),
+            fmt(r.server?.unitsPerCommit, 1),
+            fmt(r.server?.commitMsEach, 2),
+            fmt(r.server?.sqliteUsPerRequest, 0),
+          ]),
+        ),
+      );
+      if (CPU_PROFILE)
+        out.push(
+          `CPU profiles in ${relative(process.cwd(), profileDir)}/<case>.cpuprofile; summarise with: node --import tsx bench/profile-summary.ts ${relative(process.cwd(), profileDir)}`,
+        );
+    }
+    process.stdout.write(`${out.join('\n')}\n`);
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    if (server) await server.stop();
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+function gitDirty(): string[] | null {
+  try {
+    return execFileSync(
+      'git',
+      ['status', '--porcelain', '--', 'packages', 'package.json', 'package-lock.json'],
+      {
+        cwd: REPO,
+        encoding: 'utf8',
+      },
+    )
+      .split('\n')
+      .filter(Boolean);
+  } catch {
+    return null;
+  }
+}
+
+function gitCommit(): string | null {
+  try {
+    return execFileSync('git', ['rev-parse', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).trim();
+  } catch {
+    return null;
+  }
+}
+
+main().catch((error) => {
+  process.stderr.write(`bench failed: ${(error as Error).stack ?? error}\n`);
+  process.exitCode = 1;
+});
