@@ -157,6 +157,24 @@ rows.push(
 rows.push(
   await time('checkpoint decide', () => decide(evaluation, engine.version, settings), { iterations: 50_000 }),
 );
+const sample = canonicalJson(decisionFields);
+rows.push(
+  await time(`SHA-256 of ${sample.length} B, @noble/hashes (as core does)`, () => sha256Hex(sample), {
+    iterations: 20_000,
+  }),
+);
+rows.push(
+  await time(
+    `SHA-256 of ${sample.length} B, node:crypto createHash`,
+    () => createHash('sha256').update(sample).digest('hex'),
+    { iterations: 20_000 },
+  ),
+);
+rows.push(
+  await time('canonicalJson(decisionFields) alone', () => canonicalJson(decisionFields), {
+    iterations: 20_000,
+  }),
+);
 rows.push(
   await time('requestDigest (JCS + noble SHA-256)', () => requestDigest(decisionFields), {
     iterations: 20_000,
@@ -261,14 +279,15 @@ rows.push(
   }),
 );
 
-// The replay filter in PrivateKeyJwtAuthenticator: past 100,000 live entries, every new jti
-// scans the whole map looking for expired ones (none are, inside a 6-minute window).
+// The replay filter in PrivateKeyJwtAuthenticator as it was until cdf527e: past 100,000 live
+// entries, every new jti scanned the whole map for expired ones (none are, inside a 6-minute
+// window). Kept to show the cliff; the product now evicts from the oldest (next row).
 const recent = new Map<string, number>();
 for (let i = 0; i < 100_001; i++) recent.set(`bench-agent\u0000${i}`, Date.now() + 360_000);
 let j = 200_000;
 rows.push(
   await time(
-    'replay filter #seen() with 100,001 live jtis (the product code path)',
+    'replay filter as it was before cdf527e (full scan past 100,000 jtis)',
     () => {
       const now = Date.now();
       if (recent.size > 100_000) for (const [k, t] of recent) if (t <= now) recent.delete(k);

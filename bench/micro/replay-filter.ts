@@ -1,9 +1,10 @@
 /**
  * Micro-benchmark: the product's PrivateKeyJwtAuthenticator (real jose verification, stub
- * store) fed one fresh assertion after another. Its in-memory replay filter keeps every jti
- * for exp + 60 s and, once it holds more than 100,000, scans the whole map on every new jti
- * looking for expired entries. Within one assertion lifetime nothing has expired, so each
- * authentication past that point pays a full scan. Prints µs per authentication by block.
+ * store) fed one fresh assertion after another, 50 in flight, past 100,000 live jtis. Its
+ * in-memory replay filter used to scan the whole map on every new jti once it held more than
+ * 100,000 entries (nothing expires inside one assertion lifetime): ~1.7 ms per authentication
+ * instead of ~0.15 ms, measured here before cdf527e. Since cdf527e it evicts from the oldest
+ * and caps the size; this script is the regression check: the last block must stay flat.
  *
  *   node --import tsx bench/micro/replay-filter.ts [total=104000] [block=4000]
  */
