@@ -37,6 +37,7 @@ export {
   isCountersignError,
 } from './errors.js';
 export type { Grant, IssuedCredential, Issuer, ReceiptSigner } from './issuer-port.js';
+export { buildPolicyInput } from './policy-input.js';
 export type {
   CedarValue,
   Clock,

@@ -9,10 +9,10 @@ import { decide } from '../checkpoint.js';
 import { canonicalJson, requestDigest, sha256Hex } from '../digest.js';
 import { CountersignError } from '../errors.js';
 import type { IssuedCredential } from '../issuer-port.js';
-import type { CedarValue, PolicyInput } from '../ports.js';
+import { buildPolicyInput } from '../policy-input.js';
 import type { AccessRequestRecord, AgentRecord, LeaseRecord } from '../records.js';
 import { parseResource } from '../resource.js';
-import { assessRisk, crossesBoundary, isTainted } from '../risk.js';
+import { assessRisk } from '../risk.js';
 import type { AccessRequestInput, Decision, RequestStatus } from '../types.js';
 import { agentActor, requestSummary } from './audit-helpers.js';
 import { consumeAssertion } from './consume-assertion.js';
@@ -92,39 +92,17 @@ export async function submitAccessRequest({
   const requestedTtl = request.ttl_seconds ?? ctx.defaultTtlSeconds;
 
   const engine = ctx.policy();
-  const policyInput: PolicyInput = {
-    principal: {
-      id: agent.id,
-      attrs: {
-        owner: agent.owner,
-        boundary: agent.boundary,
-        environment: agent.environment,
-        trust_tier: agent.trustTier,
-      },
-    },
-    action: actionClass,
-    resource: {
-      id: resource.uri,
-      attrs: {
-        uri: resource.uri,
-        kind: resource.scheme,
-        sensitivity: facts.sensitivity,
-        environment: facts.environment,
-        owner: facts.owner,
-        boundary: facts.boundary,
-        catalogued: facts.pattern !== null,
-      },
-    },
-    // Only facts and scores: the agent's free text never reaches policy (THREATS.md INV-10).
-    context: {
-      action_name: action,
-      risk_score: risk.score,
-      risk_factors: risk.factors.map((f) => f.name) as CedarValue[],
-      cross_boundary: crossesBoundary(agent, facts),
-      tainted: isTainted(request, ctx.risk),
-      ttl_seconds: requestedTtl,
-    },
-  };
+  const policyInput = buildPolicyInput({
+    agent,
+    action,
+    actionClass,
+    resource,
+    facts,
+    risk,
+    request,
+    riskSettings: ctx.risk,
+    ttlSeconds: requestedTtl,
+  });
   const decision = decide(engine.evaluate(policyInput), engine.version, ctx.checkpoint);
 
   const decisionFields = {
