@@ -152,6 +152,19 @@ describe('leases, tasks, reviews and the agent lifecycle', () => {
     expect(((await twice.json()) as any).error.code).toBe('CS_REQUEST_CLOSED');
   });
 
+  it('E6 ?wait= takes decimal seconds 0..60 only', async () => {
+    const { json } = await h.requestAccess(agent, body());
+    for (const wait of ['0x10', '1e1', '', '61', '-1', ' 5']) {
+      const res = await h.call('GET', `/v1/access-requests/${json.id}?wait=${encodeURIComponent(wait)}`, {
+        agent,
+      });
+      expect(res.status, JSON.stringify(wait)).toBe(400);
+      expect(((await res.json()) as any).error.code).toBe('CS_INVALID_REQUEST');
+    }
+    const ok = await h.call('GET', `/v1/access-requests/${json.id}?wait=0`, { agent });
+    expect(ok.status).toBe(200);
+  });
+
   it('only the requesting agent can read a request', async () => {
     const other = await h.addAgent('other-bot');
     const { json } = await h.requestAccess(agent, body());

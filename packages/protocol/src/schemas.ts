@@ -64,4 +64,9 @@ export const AccessRequestBodySchema = z.strictObject({
 
 export type AccessRequestBody = z.infer<typeof AccessRequestBodySchema>;
 
-export const WaitQuerySchema = z.coerce.number().int().min(0).max(LIMITS.maxWaitSeconds);
+/** `?wait=` as decimal digits only: `0x10`, `1e1` and an empty value are refused, not coerced. */
+export const WaitQuerySchema = z
+  .string()
+  .regex(/^[0-9]{1,2}$/)
+  .transform(Number)
+  .pipe(z.number().int().min(0).max(LIMITS.maxWaitSeconds));
