@@ -40,6 +40,15 @@ function uniquePrefix(version: string): string {
   return `countersign/${version.slice('sha256:'.length, 'sha256:'.length + 16)}/${randomUUID()}`;
 }
 
+/**
+ * Decisions remembered per loaded policy set. Cedar is a pure function of (policies, schema,
+ * request, entities): the same input under the same loaded set always gets the same answer,
+ * and a new set (hot reload) is a new engine with an empty cache. Routine traffic repeats
+ * itself (the same agent reading the same table), and a remembered answer skips ~130 us of
+ * WASM marshalling. Bounded, oldest-first eviction; errors are never remembered.
+ */
+export const DECISION_CACHE_ENTRIES = 8192;
+
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -57,6 +66,9 @@ export class CedarPolicyEngine implements PolicyEngine {
   readonly #schemaName: string;
   readonly #allSetId: string;
   readonly #setIdByAction: ReadonlyMap<string, string>;
+  readonly #cache = new Map<string, PolicyEvaluation>();
+  #cacheHits = 0;
+  #cacheMisses = 0;
 
   /** Use `loadPolicySet`: this constructor trusts that its input was parsed and validated. */
   constructor(prepared: PreparedPolicySet) {
@@ -115,11 +127,40 @@ export class CedarPolicyEngine implements PolicyEngine {
    * permit through, so a partial answer is never returned.
    */
   evaluate(input: PolicyInput): PolicyEvaluation {
+    // The whole input is the key: JSON text is injective over the JSON values a PolicyInput
+    // holds, so two inputs share an entry only when Cedar would see the same request.
+    let key: string | null = null;
     try {
-      return this.#interpret(this.#authorize(input));
+      key = JSON.stringify(input);
+    } catch {
+      key = null; // not JSON (a bug upstream): evaluate uncached, Cedar will refuse it
+    }
+    if (key !== null) {
+      const remembered = this.#cache.get(key);
+      if (remembered !== undefined) {
+        this.#cacheHits++;
+        return remembered;
+      }
+      this.#cacheMisses++;
+    }
+    let result: PolicyEvaluation;
+    try {
+      result = this.#interpret(this.#authorize(input));
     } catch (error) {
       return policyError(`policy evaluation failed: ${describe(error)}`);
     }
+    if (key !== null && result.kind === 'evaluated') {
+      if (this.#cache.size >= DECISION_CACHE_ENTRIES) {
+        this.#cache.delete(this.#cache.keys().next().value as string);
+      }
+      this.#cache.set(key, result);
+    }
+    return result;
+  }
+
+  /** How often the decision cache answered (for metrics and tests). */
+  cacheStats(): { hits: number; misses: number; entries: number } {
+    return { hits: this.#cacheHits, misses: this.#cacheMisses, entries: this.#cache.size };
   }
 
   #authorize(input: PolicyInput): AuthorizationAnswer {
@@ -173,6 +214,7 @@ export class CedarPolicyEngine implements PolicyEngine {
     }
     // Cedar reports a set in no particular order: sort so equal inputs give equal values.
     determining.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    return { kind: 'evaluated', decision, determining };
+    // Frozen: the same value may answer many requests from the decision cache.
+    return Object.freeze({ kind: 'evaluated', decision, determining: Object.freeze(determining) });
   }
 }

@@ -5,7 +5,13 @@
  */
 
 export { policyEngineFromDirectory, readPolicyDirectory, validatePolicyDirectory } from './directory.js';
-export { ACTION_TYPE, AGENT_TYPE, CedarPolicyEngine, RESOURCE_TYPE } from './engine.js';
+export {
+  ACTION_TYPE,
+  AGENT_TYPE,
+  CedarPolicyEngine,
+  DECISION_CACHE_ENTRIES,
+  RESOURCE_TYPE,
+} from './engine.js';
 export { loadPolicySet } from './load.js';
 export type {
   LoadedPolicy,

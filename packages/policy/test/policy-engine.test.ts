@@ -7,6 +7,7 @@ import { ACTION_CLASSES, CountersignError, decide, SENSITIVITIES } from '@counte
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  DECISION_CACHE_ENTRIES,
   loadPolicySet,
   type PolicyFile,
   policyEngineFromDirectory,
@@ -447,6 +448,81 @@ describe('splitting by action', () => {
       const clean = engine.evaluate(policyInput(action, agent(), 'postgres://a/b', ORDERS_FACTS));
       expect(clean).toMatchObject({ decision: action === 'read' || action === 'write' ? 'allow' : 'deny' });
     }
+  });
+});
+
+describe('decision cache', () => {
+  const word = fc.constantFrom('app', 'billing', 'security', 'acme', 'production', 'staging');
+  const inputs = fc
+    .tuple(
+      fc.constantFrom(...ACTION_CLASSES),
+      fc.record({ owner: word, boundary: word, environment: word, trust_tier: word }),
+      fc.record({
+        sensitivity: fc.constantFrom(...SENSITIVITIES),
+        environment: word,
+        owner: word,
+        boundary: word,
+        catalogued: fc.boolean(),
+      }),
+      fc.constantFrom('postgres://a/b', 'secret://kms/k', 's3://b/k'),
+      fc.boolean(),
+      fc.boolean(),
+    )
+    .map(([action, who, facts, uri, tainted, cross]) =>
+      policyInput(action, { id: 'agent-x', ...who }, uri, facts, {
+        tainted,
+        context: { cross_boundary: cross },
+      }),
+    );
+
+  it('J5 a remembered answer is the answer a fresh engine gives, for every input, asked twice', () => {
+    const cached = policyEngineFromDirectory(EXAMPLES_DIR, SCHEMA_PATH);
+    fc.assert(
+      fc.property(inputs, (input) => {
+        const fresh = policyEngineFromDirectory(EXAMPLES_DIR, SCHEMA_PATH);
+        const first = cached.evaluate(input);
+        const again = cached.evaluate(structuredClone(input));
+        expect(again).toEqual(first);
+        expect(first).toEqual(fresh.evaluate(input));
+      }),
+      { numRuns: 150 },
+    );
+    expect(cached.cacheStats().hits).toBeGreaterThanOrEqual(150);
+  });
+
+  it('answers a repeated input from memory, and any changed attribute is a new entry', () => {
+    const engine = policyEngineFromDirectory(EXAMPLES_DIR, SCHEMA_PATH);
+    const input = readInput();
+    const first = engine.evaluate(input);
+    expect(engine.evaluate(readInput())).toBe(first);
+    expect(engine.cacheStats()).toMatchObject({ hits: 1, misses: 1, entries: 1 });
+    const tainted = engine.evaluate(readInput({ tainted: true }));
+    expect(engine.cacheStats()).toMatchObject({ hits: 1, misses: 2, entries: 2 });
+    expect(tainted).not.toBe(first);
+    expect(Object.isFrozen(first)).toBe(true);
+  });
+
+  it('never remembers an error', () => {
+    const engine = load([
+      {
+        name: 'p.cedar',
+        text: `${READ_PERMIT}\n@id("boom")\nforbid (principal, action, resource) when { context.risk_score * 9223372036854775807 > 0 };`,
+      },
+    ]);
+    const bad = readInput({ risk_score: 2 }); // overflows: the forbid errors
+    const a = engine.evaluate(bad);
+    const b = engine.evaluate(bad);
+    expect(a.kind).toBe('error');
+    expect(b.kind).toBe('error');
+    expect(engine.cacheStats()).toMatchObject({ hits: 0, entries: 0 });
+  });
+
+  it(`holds at most ${DECISION_CACHE_ENTRIES} entries`, () => {
+    const engine = load([{ name: 'p.cedar', text: READ_PERMIT }]);
+    for (let i = 0; i < DECISION_CACHE_ENTRIES + 50; i++) {
+      engine.evaluate(policyInput('read', agent(), `postgres://a/t${i}`, ORDERS_FACTS));
+    }
+    expect(engine.cacheStats().entries).toBe(DECISION_CACHE_ENTRIES);
   });
 });
 
