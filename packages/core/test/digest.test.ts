@@ -12,10 +12,12 @@ import {
   canonicalJson,
   jsonDepth,
   MAX_JSON_DEPTH,
+  portableSha256Hex,
   REQUEST_DIGEST_TAG,
   requestDigest,
   sha256Hex,
   taggedDigest,
+  useSha256,
 } from '../src/index.js';
 
 // In a /u regex a paired surrogate is one code point outside Cs, so this finds only lone halves.
@@ -414,5 +416,31 @@ describe('canonicalJson refuses hostile input with coded errors (E5, E6)', () =>
     expect(canonicalJson({ n: -0 })).toBe('{"n":0}');
     expect(requestDigest(JSON.parse('{"n":1.0}'))).toBe(requestDigest({ n: 1 }));
     expect(requestDigest(JSON.parse('{"n":-0}'))).toBe(requestDigest({ n: 0 }));
+  });
+});
+
+describe('one SHA-256, whichever implementation computes it', () => {
+  const nodeSha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
+
+  it('node:crypto and the portable implementation agree on any string, lone surrogates included', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 300 }), (s) => {
+        expect(nodeSha256(s)).toBe(portableSha256Hex(s));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('an implementation that disagrees is refused, and the digest never changes with the one in use', () => {
+    const before = requestDigest({ action: 'read', resource: 'postgres://a/b' });
+    expect(() => useSha256((text) => nodeSha256(`${text} `))).toThrow(TypeError);
+    expect(() => useSha256(() => '0'.repeat(64))).toThrow(TypeError);
+    useSha256(nodeSha256);
+    try {
+      expect(requestDigest({ action: 'read', resource: 'postgres://a/b' })).toBe(before);
+      expect(sha256Hex('abc')).toBe(portableSha256Hex('abc'));
+    } finally {
+      useSha256(portableSha256Hex);
+    }
   });
 });
