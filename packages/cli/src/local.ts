@@ -15,8 +15,7 @@ export async function openLocal(home: string): Promise<CountersignServer> {
       port,
       ...(process.env.COUNTERSIGN_URL ? { issuer: process.env.COUNTERSIGN_URL } : {}),
     }),
-    {
-      logLevel: 'silent',
-    },
+    // One command, a handful of writes: no writer thread to start.
+    { logLevel: 'silent', sqliteWriter: 'inline' },
   );
 }

@@ -23,10 +23,14 @@ export {
   canonicalJson,
   jsonDepth,
   MAX_JSON_DEPTH,
+  portableSha256Hex,
   REQUEST_DIGEST_TAG,
   requestDigest,
+  requestDigestOfCanonical,
+  type Sha256Hex,
   sha256Hex,
   taggedDigest,
+  useSha256,
 } from './digest.js';
 export { parseDuration } from './duration.js';
 export {
@@ -109,6 +113,14 @@ export {
   TERMINAL_STATUSES,
   type ToolCall,
 } from './types.js';
+export {
+  type CommitAccessRequestArgs,
+  runUnit,
+  STORE_UNITS,
+  type StoreUnitArgs,
+  type StoreUnitName,
+  type StoreUnitResult,
+} from './units.js';
 export {
   type RegisterAgentInput,
   registerAgent,

@@ -17,6 +17,7 @@ import type {
   VoteRecord,
 } from './records.js';
 import type { RequestStatus } from './types.js';
+import type { StoreUnitArgs, StoreUnitName, StoreUnitResult } from './units.js';
 
 export type LeaseSelector =
   | { readonly leaseId: string }
@@ -34,6 +35,8 @@ export interface StoreTx {
 
   /** Records a one-time token id; false when it was seen before (a replay). */
   consumeTokenId(issuer: string, tokenId: string, expiresAt: number): Promise<boolean>;
+  /** Forgets one-time token ids that expired before `before` (they can no longer verify); returns how many. */
+  pruneTokenIds(before: number): Promise<number>;
 
   getRequest(id: string): Promise<AccessRequestRecord | null>;
   findRequestByIdempotencyKey(agentId: string, key: string): Promise<AccessRequestRecord | null>;
@@ -130,6 +133,12 @@ export interface Store {
    * `work` must await only `tx` methods (adapters may batch several units into one commit).
    */
   transaction<T>(work: (tx: StoreTx) => Promise<T>): Promise<T>;
+  /**
+   * Runs one of core's named units (`STORE_UNITS`) atomically, like `transaction`. Optional:
+   * an adapter that can run them closer to its connection does (SQLite: on the writer
+   * thread); call them through core's `runUnit`, which falls back to `transaction`.
+   */
+  runUnit?<N extends StoreUnitName>(name: N, args: StoreUnitArgs<N>): Promise<StoreUnitResult<N>>;
   /** Read-only access to committed state. */
   read<T>(work: (tx: Pick<StoreTx, ReadMethods>) => Promise<T>): Promise<T>;
   listAgents(): Promise<AgentRecord[]>;

@@ -3,6 +3,7 @@
  * to the domain's ports. Routes stay thin: validate, call a use case, map errors.
  */
 
+import { createHash } from 'node:crypto';
 import {
   type Clock,
   type CountersignError,
@@ -15,6 +16,7 @@ import {
   type Store,
   systemClock,
   taggedDigest,
+  useSha256,
 } from '@countersign/core';
 import { policyEngineFromDirectory } from '@countersign/policy';
 import { SqliteStore } from '@countersign/store';
@@ -65,6 +67,8 @@ export interface ServerOverrides {
   readonly clock?: Clock;
   readonly store?: Store;
   readonly logLevel?: pino.Level | 'silent';
+  /** Where SQLite writes run (default `thread`; `inline` for tools that want no thread). */
+  readonly sqliteWriter?: 'inline' | 'thread';
 }
 
 function instrumentPolicy(engine: PolicyEngine, metrics: Metrics): PolicyEngine {
@@ -85,6 +89,10 @@ function instrumentStore(store: Store, metrics: Metrics): Store {
         return <T>(work: Parameters<Store['transaction']>[0]) =>
           timed(metrics, 'commit', () => target.transaction(work) as Promise<T>);
       }
+      if (prop === 'runUnit' && target.runUnit) {
+        const run = target.runUnit.bind(target);
+        return ((name, args) => timed(metrics, 'commit', () => run(name, args))) as Store['runUnit'];
+      }
       const value = Reflect.get(target, prop, receiver);
       return typeof value === 'function' ? value.bind(target) : value;
     },
@@ -103,10 +111,16 @@ export async function createServer(
       censor: '[redacted]',
     },
   });
+  // The same function as core's portable SHA-256 (useSha256 checks known answers), from
+  // node:crypto: seven times faster, and a decision hashes six to eight times.
+  useSha256((text) => createHash('sha256').update(text, 'utf8').digest('hex'));
   const clock = overrides.clock ?? systemClock;
   const metrics = createMetrics();
   const ids = { next: newId };
-  const rawStore = overrides.store ?? SqliteStore.open({ file: config.sqliteFile, ids });
+  // The writer thread keeps statements and each group commit's fsync off the event loop.
+  const rawStore =
+    overrides.store ??
+    SqliteStore.open({ file: config.sqliteFile, ids, writer: overrides.sqliteWriter ?? 'thread' });
   const store = instrumentStore(rawStore, metrics);
   const signingKey = await loadSigningKey(config.signingKeyFile);
   const catalog = ResourceCatalog.from(loadCatalogFile(config.catalogFile), 'urn:countersign:uncatalogued');

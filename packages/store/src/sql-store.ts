@@ -154,6 +154,19 @@ export interface IdSource {
 
 /** StoreTx over one executor (a connection inside a transaction, or a read connection). */
 export class SqlTx implements StoreTx {
+  /**
+   * The audit chain's head as of this transaction's last append, or undefined when it must be
+   * read. Only an adapter that holds the database's write lock for the whole transaction may
+   * keep it between appends, and it must call `forgetAuditHead()` whenever that stops being
+   * true (a new transaction, a rollback). A stale head cannot fork the chain: `seq` is the
+   * primary key, so the insert would fail and the unit with it (CS_AUDIT_WRITE_FAILED).
+   */
+  #auditHead: { seq: number; hash: string } | null | undefined;
+
+  forgetAuditHead(): void {
+    this.#auditHead = undefined;
+  }
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly exec: Executor,
@@ -232,6 +245,11 @@ export class SqlTx implements StoreTx {
       if (error instanceof UniqueViolation) return false;
       throw error;
     }
+  }
+
+  async pruneTokenIds(before: number) {
+    const r = await this.exec.run(this.db.deleteFrom('token_ids').where('expires_at', '<', before).compile());
+    return r.changes;
   }
 
   async getRequest(id: string) {
@@ -828,15 +846,16 @@ export class SqlTx implements StoreTx {
 
   async appendAudit(input: AuditEventInput, at: number): Promise<AuditEvent> {
     try {
-      const head = await this.one<'audit_events'>(
-        this.db.selectFrom('audit_events').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1),
-      );
-      const event = chainEvent(
-        head ? { seq: num(head.seq), hash: head.hash } : null,
-        input,
-        this.ids.next('evt'),
-        new Date(at).toISOString(),
-      );
+      let head = this.#auditHead;
+      if (head === undefined) {
+        const row = await this.one<'audit_events'>(
+          this.db.selectFrom('audit_events').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1),
+        );
+        head = row ? { seq: num(row.seq), hash: row.hash } : null;
+      }
+      // Forgotten until the insert succeeds: a failed append must not leave a head behind.
+      this.#auditHead = undefined;
+      const event = chainEvent(head, input, this.ids.next('evt'), new Date(at).toISOString());
       await this.exec.run(
         this.db
           .insertInto('audit_events')
@@ -854,6 +873,7 @@ export class SqlTx implements StoreTx {
           })
           .compile(),
       );
+      this.#auditHead = { seq: event.seq, hash: event.hash };
       return event;
     } catch (error) {
       throw new CountersignError(

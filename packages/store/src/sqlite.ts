@@ -6,93 +6,62 @@
  * transaction, each in its own SAVEPOINT (a failing unit rolls back alone), then one COMMIT
  * (one fsync) and only then does any unit's caller hear back. Nobody is answered before their
  * writes are durable; the fsync is shared.
+ *
+ * Where the writes run: `writer: 'thread'` (the server's choice) gives the write connection
+ * its own thread (sqlite-writer.ts). Core's named units (`STORE_UNITS`: the decision's unit,
+ * assertion consumption) run there whole; closure units run on the main thread and send each
+ * StoreTx call over. Statements, hashing and the fsync then never block the event loop.
+ * `writer: 'inline'` keeps everything on the calling thread (CLI commands, small tools).
+ * Reads always use a separate read-only connection on the calling thread.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import {
   type AgentRecord,
   type AuditEvent,
   CountersignError,
+  STORE_UNITS,
   type Store,
   type StoreTx,
+  type StoreUnitArgs,
+  type StoreUnitName,
+  type StoreUnitResult,
 } from '@countersign/core';
 import BetterSqlite3 from 'better-sqlite3';
-import {
-  type CompiledQuery,
-  DummyDriver,
-  Kysely,
-  SqliteAdapter,
-  SqliteIntrospector,
-  SqliteQueryCompiler,
-} from 'kysely';
-import { type Executor, UniqueViolation } from './executor.js';
+import type { Kysely } from 'kysely';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import type { Database } from './schema.js';
 import { type IdSource, SqlTx, toAuditEvent } from './sql-store.js';
+import { openWriteConnection, SqliteExecutor, sqliteCompiler } from './sqlite-connection.js';
+import { decodeError, type FromWriter, type ToWriter } from './writer-protocol.js';
 
 export interface SqliteStoreOptions {
   /** Path of the database file. */
   readonly file: string;
+  /** Ids for audit events written on the calling thread (the writer thread makes its own). */
   readonly ids: IdSource;
   /** Most units in one group commit. */
   readonly maxBatch?: number;
   readonly busyTimeoutMs?: number;
+  /** Where writes run; default `inline`. */
+  readonly writer?: 'inline' | 'thread';
 }
 
-function compileOnly(): Kysely<Database> {
-  return new Kysely<Database>({
-    dialect: {
-      createAdapter: () => new SqliteAdapter(),
-      createDriver: () => new DummyDriver(),
-      createIntrospector: (db) => new SqliteIntrospector(db),
-      createQueryCompiler: () => new SqliteQueryCompiler(),
-    },
-  });
-}
-
-class SqliteExecutor implements Executor {
-  readonly #statements = new Map<string, BetterSqlite3.Statement>();
-  constructor(readonly db: BetterSqlite3.Database) {}
-
-  #prepare(sql: string): BetterSqlite3.Statement {
-    let stmt = this.#statements.get(sql);
-    if (!stmt) {
-      stmt = this.db.prepare(sql);
-      this.#statements.set(sql, stmt);
+type Unit =
+  | {
+      readonly kind: 'closure';
+      readonly work: (tx: StoreTx) => Promise<unknown>;
+      readonly resolve: (value: unknown) => void;
+      readonly reject: (error: unknown) => void;
     }
-    return stmt;
-  }
+  | {
+      readonly kind: 'named';
+      readonly name: StoreUnitName;
+      readonly args: unknown;
+      readonly resolve: (value: unknown) => void;
+      readonly reject: (error: unknown) => void;
+    };
 
-  allSync<R>(query: CompiledQuery): R[] {
-    return this.#prepare(query.sql).all(...(query.parameters as unknown[])) as R[];
-  }
-
-  runSync(query: CompiledQuery): { changes: number } {
-    try {
-      return { changes: this.#prepare(query.sql).run(...(query.parameters as unknown[])).changes };
-    } catch (error) {
-      const code = (error as { code?: string }).code;
-      if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
-        throw new UniqueViolation((error as Error).message, { cause: error });
-      }
-      throw error;
-    }
-  }
-
-  async all<R>(query: CompiledQuery): Promise<R[]> {
-    return this.allSync<R>(query);
-  }
-
-  async run(query: CompiledQuery): Promise<{ changes: number }> {
-    return this.runSync(query);
-  }
-}
-
-interface Unit {
-  work: (tx: StoreTx) => Promise<unknown>;
-  resolve: (value: unknown) => void;
-  reject: (error: unknown) => void;
-}
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 function unavailable(error: unknown): CountersignError {
   if (error instanceof CountersignError) return error;
@@ -101,13 +70,102 @@ function unavailable(error: unknown): CountersignError {
   });
 }
 
+/**
+ * The main thread's side of the process's one writer thread: numbered requests, answered in
+ * order. Started on first use, unref'd (it never keeps the process alive), started again on
+ * first use after a crash; a crash fails every unit in flight (fail closed).
+ */
+class WriterThread {
+  static #current: WriterThread | null = null;
+
+  static get(): WriterThread {
+    if (!WriterThread.#current || WriterThread.#current.#dead) WriterThread.#current = new WriterThread();
+    return WriterThread.#current;
+  }
+
+  readonly #worker: Worker;
+  readonly #waiting = new Map<number, (outcome: Outcome) => void>();
+  #nextId = 1;
+  #dead: Error | null = null;
+
+  private constructor() {
+    this.#worker = new Worker(new URL('./sqlite-writer-entry.mjs', import.meta.url), { execArgv: [] });
+    this.#worker.unref();
+    this.#worker.on('message', (m: FromWriter) => {
+      const settle = this.#waiting.get(m.id);
+      this.#waiting.delete(m.id);
+      // Idle, the thread must not keep the process alive; awaited, it must.
+      if (this.#waiting.size === 0) this.#worker.unref();
+      settle?.(m.ok ? { ok: true, value: m.value } : { ok: false, error: decodeError(m.error) });
+    });
+    this.#worker.on('error', (error) => this.#die(error instanceof Error ? error : new Error(String(error))));
+    this.#worker.on('exit', (code) => this.#die(new Error(`the SQLite writer thread exited (code ${code})`)));
+  }
+
+  #die(error: Error): void {
+    if (this.#dead) return;
+    this.#dead = error;
+    for (const settle of this.#waiting.values()) settle({ ok: false, error });
+    this.#waiting.clear();
+  }
+
+  get dead(): Error | null {
+    return this.#dead;
+  }
+
+  send(message: ToWriter): void {
+    if (!this.#dead) this.#worker.postMessage(message);
+  }
+
+  /** Sends a message that is answered; resolves with the outcome (never rejects). */
+  ask(build: (id: number) => ToWriter): Promise<Outcome> {
+    if (this.#dead) return Promise.resolve({ ok: false, error: this.#dead });
+    const id = this.#nextId++;
+    if (this.#waiting.size === 0) this.#worker.ref();
+    return new Promise<Outcome>((settle) => {
+      this.#waiting.set(id, settle);
+      this.#worker.postMessage(build(id));
+    });
+  }
+
+  /** A StoreTx whose every method is a call on the writer thread (for closure units). */
+  txProxy(db: number): StoreTx {
+    return new Proxy({} as StoreTx, {
+      get: (_target, method) => {
+        if (typeof method !== 'string' || method === 'then') return undefined;
+        return async (...args: unknown[]) => {
+          const outcome = await this.ask((id) => ({ t: 'call', id, db, method, args }));
+          if (!outcome.ok) throw outcome.error;
+          return outcome.value;
+        };
+      },
+    });
+  }
+
+  /** For tests of the crash path: ends the thread as a crash would. */
+  async kill(): Promise<void> {
+    await this.#worker.terminate();
+  }
+
+  static async killForTests(): Promise<void> {
+    await WriterThread.#current?.kill();
+  }
+}
+
+let nextDbId = 1;
+
 export class SqliteStore implements Store {
-  readonly #kysely = compileOnly();
-  readonly #writer: SqliteExecutor;
+  readonly #kysely = sqliteCompiler();
+  readonly #file: string;
+  readonly #busyTimeoutMs: number;
   readonly #reader: SqliteExecutor;
-  readonly #tx: SqlTx;
   readonly #readTx: SqlTx;
   readonly #maxBatch: number;
+  /** Inline mode: the write connection and its StoreTx on this thread. */
+  readonly #inline: { db: BetterSqlite3.Database; tx: SqlTx } | null;
+  /** Thread mode: this store's number on the writer thread, and the thread it was opened on. */
+  readonly #dbId = nextDbId++;
+  #thread: { thread: WriterThread; ready: Promise<Outcome> } | null = null;
   #queue: Unit[] = [];
   #flushing = false;
   #closed = false;
@@ -115,34 +173,78 @@ export class SqliteStore implements Store {
 
   private constructor(
     options: SqliteStoreOptions,
-    writer: BetterSqlite3.Database,
     reader: BetterSqlite3.Database,
+    writer: BetterSqlite3.Database | null,
   ) {
-    this.#writer = new SqliteExecutor(writer);
+    this.#file = options.file;
+    this.#busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     this.#reader = new SqliteExecutor(reader);
-    this.#tx = new SqlTx(this.#kysely, this.#writer, options.ids);
     this.#readTx = new SqlTx(this.#kysely, this.#reader, options.ids);
     this.#maxBatch = options.maxBatch ?? 256;
+    this.#inline = writer
+      ? { db: writer, tx: new SqlTx(this.#kysely, new SqliteExecutor(writer), options.ids) }
+      : null;
+    if (!writer) this.#writerThread();
   }
 
   static open(options: SqliteStoreOptions): SqliteStore {
-    mkdirSync(dirname(options.file), { recursive: true });
-    const writer = new BetterSqlite3(options.file);
     const busy = options.busyTimeoutMs ?? 5000;
-    writer.pragma('journal_mode = WAL');
-    writer.pragma('synchronous = FULL');
-    writer.pragma(`busy_timeout = ${Math.trunc(busy)}`);
-    writer.pragma('foreign_keys = ON');
-    migrate(writer, compileOnly());
+    const writer = openWriteConnection(options.file, busy);
+    try {
+      migrate(writer, sqliteCompiler());
+    } catch (error) {
+      writer.close();
+      throw error;
+    }
     const reader = new BetterSqlite3(options.file, { readonly: true });
     reader.pragma(`busy_timeout = ${Math.trunc(busy)}`);
-    return new SqliteStore(options, writer, reader);
+    if (options.writer === 'thread') {
+      // The migrating connection is done; the writer thread opens its own.
+      writer.close();
+      return new SqliteStore(options, reader, null);
+    }
+    return new SqliteStore(options, reader, writer);
+  }
+
+  /** The writer thread, with this database open on it (again, after a crash). */
+  #writerThread(): WriterThread {
+    const thread = WriterThread.get();
+    if (this.#thread?.thread !== thread) {
+      const ready = thread.ask((id) => ({
+        t: 'open',
+        id,
+        db: this.#dbId,
+        file: this.#file,
+        busyTimeoutMs: this.#busyTimeoutMs,
+      }));
+      this.#thread = { thread, ready };
+    }
+    return thread;
   }
 
   transaction<T>(work: (tx: StoreTx) => Promise<T>): Promise<T> {
+    return this.#enqueue<T>((resolve, reject) => ({
+      kind: 'closure',
+      work,
+      resolve: resolve as (v: unknown) => void,
+      reject,
+    }));
+  }
+
+  runUnit<N extends StoreUnitName>(name: N, args: StoreUnitArgs<N>): Promise<StoreUnitResult<N>> {
+    return this.#enqueue<StoreUnitResult<N>>((resolve, reject) => ({
+      kind: 'named',
+      name,
+      args,
+      resolve: resolve as (v: unknown) => void,
+      reject,
+    }));
+  }
+
+  #enqueue<T>(make: (resolve: (v: T) => void, reject: (e: unknown) => void) => Unit): Promise<T> {
     if (this.#closed) return Promise.reject(unavailable(new Error('store is closed')));
     return new Promise<T>((resolve, reject) => {
-      this.#queue.push({ work, resolve: resolve as (v: unknown) => void, reject });
+      this.#queue.push(make(resolve, reject));
       if (!this.#flushing) {
         this.#flushing = true;
         setImmediate(() => void this.#flush());
@@ -152,27 +254,60 @@ export class SqliteStore implements Store {
 
   async #flush(): Promise<void> {
     const batch = this.#queue.splice(0, this.#maxBatch);
-    const db = this.#writer.db;
-    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    let outcomes: Outcome[];
+    let failure: unknown = null;
+    try {
+      outcomes = this.#inline ? await this.#runInline(batch) : await this.#runOnThread(batch);
+    } catch (error) {
+      failure = error;
+      outcomes = [];
+    }
+    if (failure !== null) {
+      // BEGIN or COMMIT failed (busy, disk full, I/O): nothing in this batch happened.
+      this.#lastWriteError = { at: Date.now(), message: (failure as Error).message };
+      const error = unavailable(failure);
+      for (const unit of batch) unit.reject(error);
+    } else {
+      this.#lastWriteError = null;
+      batch.forEach((unit, i) => {
+        const outcome = outcomes[i]!;
+        if (outcome.ok) unit.resolve(outcome.value);
+        // A driver error inside a unit (constraint, I/O) is a store failure: fail closed.
+        else unit.reject(unavailable(outcome.error));
+      });
+    }
+    if (this.#queue.length > 0) setImmediate(() => void this.#flush());
+    else this.#flushing = false;
+  }
+
+  /** One group commit on this thread. Throws when BEGIN or COMMIT fails. */
+  async #runInline(batch: Unit[]): Promise<Outcome[]> {
+    const { db, tx } = this.#inline!;
+    const outcomes: Outcome[] = [];
     try {
       db.exec('BEGIN IMMEDIATE');
+      // The write lock is ours until COMMIT: the audit head read once can be carried across units.
+      tx.forgetAuditHead();
       for (const unit of batch) {
         db.exec('SAVEPOINT unit');
         try {
-          const value = await unit.work(this.#tx);
+          const value =
+            unit.kind === 'closure'
+              ? await unit.work(tx)
+              : await (STORE_UNITS[unit.name] as (t: StoreTx, a: unknown) => Promise<unknown>)(tx, unit.args);
           db.exec('RELEASE unit');
           outcomes.push({ ok: true, value });
         } catch (error) {
           db.exec('ROLLBACK TO unit');
           db.exec('RELEASE unit');
-          // A driver error inside a unit (constraint, I/O) is a store failure: fail closed.
-          outcomes.push({ ok: false, error: unavailable(error) });
+          // The unit's audit events are gone with it: read the head again.
+          tx.forgetAuditHead();
+          outcomes.push({ ok: false, error });
         }
       }
       db.exec('COMMIT');
+      return outcomes;
     } catch (error) {
-      // BEGIN or COMMIT failed (busy, disk full, I/O): nothing in this batch happened.
-      this.#lastWriteError = { at: Date.now(), message: (error as Error).message };
       if (db.inTransaction) {
         try {
           db.exec('ROLLBACK');
@@ -180,23 +315,37 @@ export class SqliteStore implements Store {
           // The connection is already out of the transaction.
         }
       }
-      const failure = unavailable(error);
-      for (const unit of batch) unit.reject(failure);
-      this.#afterFlush();
-      return;
+      tx.forgetAuditHead();
+      throw error;
     }
-    this.#lastWriteError = null;
-    batch.forEach((unit, i) => {
-      const outcome = outcomes[i]!;
-      if (outcome.ok) unit.resolve(outcome.value);
-      else unit.reject(outcome.error);
-    });
-    this.#afterFlush();
   }
 
-  #afterFlush(): void {
-    if (this.#queue.length > 0) setImmediate(() => void this.#flush());
-    else this.#flushing = false;
+  /** One group commit on the writer thread. Throws when BEGIN or COMMIT fails. */
+  async #runOnThread(batch: Unit[]): Promise<Outcome[]> {
+    const writer = this.#writerThread();
+    const db = this.#dbId;
+    writer.send({ t: 'begin', db });
+    const pending: Array<Promise<Outcome>> = [];
+    for (const unit of batch) {
+      if (unit.kind === 'named') {
+        // Named units are sent together and run back to back on the writer thread.
+        pending.push(writer.ask((id) => ({ t: 'unit', id, db, name: unit.name, args: unit.args })));
+        continue;
+      }
+      writer.send({ t: 'savepoint', db });
+      try {
+        const value = await unit.work(writer.txProxy(db));
+        writer.send({ t: 'release', db });
+        pending.push(Promise.resolve({ ok: true, value }));
+      } catch (error) {
+        writer.send({ t: 'rollback', db });
+        pending.push(Promise.resolve({ ok: false, error }));
+      }
+    }
+    const commit = await writer.ask((id) => ({ t: 'commit', id, db }));
+    const outcomes = await Promise.all(pending);
+    if (!commit.ok) throw commit.error;
+    return outcomes;
   }
 
   /** Null when the last group commit succeeded; otherwise why it failed (for readiness). */
@@ -205,12 +354,23 @@ export class SqliteStore implements Store {
   }
 
   /** The durability settings in force on the writing connection (for health checks and tests). */
-  durability(): { journalMode: string; synchronous: number } {
-    const db = this.#writer.db;
-    return {
-      journalMode: String(db.pragma('journal_mode', { simple: true })),
-      synchronous: Number(db.pragma('synchronous', { simple: true })),
-    };
+  async durability(): Promise<{ journalMode: string; synchronous: number }> {
+    if (this.#inline) {
+      const db = this.#inline.db;
+      return {
+        journalMode: String(db.pragma('journal_mode', { simple: true })),
+        synchronous: Number(db.pragma('synchronous', { simple: true })),
+      };
+    }
+    this.#writerThread();
+    const ready = await this.#thread!.ready;
+    if (!ready.ok) throw unavailable(ready.error);
+    return ready.value as { journalMode: string; synchronous: number };
+  }
+
+  /** Ends the writer thread as a crash would (tests of the fail-closed path). */
+  static async killWriterThreadForTests(): Promise<void> {
+    await WriterThread.killForTests();
   }
 
   async read<T>(work: (tx: StoreTx) => Promise<T>): Promise<T> {
@@ -255,20 +415,17 @@ export class SqliteStore implements Store {
   }
 
   async pruneTokenIds(before: number): Promise<number> {
-    return this.transaction(async () => {
-      const r = this.#writer.runSync(
-        this.#kysely.deleteFrom('token_ids').where('expires_at', '<', before).compile(),
-      );
-      return r.changes;
-    });
+    return this.runUnit('pruneTokenIds', { before });
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     while (this.#flushing) await new Promise((r) => setImmediate(r));
+    const thread = this.#thread?.thread;
+    if (thread && !thread.dead) await thread.ask((id) => ({ t: 'close', id, db: this.#dbId }));
     this.#reader.db.close();
-    this.#writer.db.close();
+    this.#inline?.db.close();
   }
 }
 

@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { verifyAuditChain } from '@countersign/core';
+import { runUnit, verifyAuditChain } from '@countersign/core';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SCHEMA_VERSION, SqliteStore } from '../src/index.js';
@@ -19,11 +19,64 @@ describe('SQLite adapter', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('runs WAL with synchronous=FULL (durability is not traded for speed)', async () => {
-    const store = SqliteStore.open({ file, ids });
-    // SQLite's synchronous levels: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA.
-    expect(store.durability()).toEqual({ journalMode: 'wal', synchronous: 2 });
+  it('runs WAL with synchronous=FULL (durability is not traded for speed), on either writer', async () => {
+    for (const writer of ['inline', 'thread'] as const) {
+      const store = SqliteStore.open({ file, ids, writer });
+      // SQLite's synchronous levels: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA.
+      expect(await store.durability()).toEqual({ journalMode: 'wal', synchronous: 2 });
+      await store.close();
+    }
+  });
+
+  it('H8 a writer thread that dies fails its units closed; the next unit gets a new thread', async () => {
+    const store = SqliteStore.open({ file, ids, writer: 'thread' });
+    await store.transaction((tx) =>
+      tx.appendAudit({ type: 'before', actor: { type: 'system', id: 't' }, data: {} }, 1),
+    );
+    // The thread dies in the middle of a group commit: one unit has written, its neighbours
+    // are queued behind it. None may report success, nothing of the group may commit.
+    const crashing = store.transaction(async (tx) => {
+      await tx.appendAudit({ type: 'during', actor: { type: 'system', id: 't' }, data: {} }, 2);
+      await SqliteStore.killWriterThreadForTests();
+      await tx.consumeTokenId('agent', 'jti-crash', 10);
+    });
+    const neighbours = Array.from({ length: 10 }, (_, i) =>
+      runUnit(store, 'consumeAssertion', { issuer: 'agent', tokenId: `jti-${i}`, expiresAt: 10 }),
+    );
+    const outcomes = await Promise.allSettled([crashing, ...neighbours]);
+    for (const o of outcomes) {
+      expect(o.status).toBe('rejected');
+      expect((o as PromiseRejectedResult).reason).toMatchObject({ code: 'CS_STORE_UNAVAILABLE' });
+    }
+    expect(store.writeHealth()).not.toBeNull();
+    // A unit after the crash runs on a new thread; the group that died left nothing behind.
+    await store.transaction((tx) =>
+      tx.appendAudit({ type: 'after', actor: { type: 'system', id: 't' }, data: {} }, 3),
+    );
+    expect(store.writeHealth()).toBeNull();
+    const events = [];
+    for await (const e of store.auditEvents()) events.push(e);
+    expect(verifyAuditChain(events)).toMatchObject({ ok: true, count: 2 });
+    expect(events.map((e) => e.type)).toEqual(['before', 'after']);
+    expect(
+      await runUnit(store, 'consumeAssertion', { issuer: 'agent', tokenId: 'jti-0', expiresAt: 10 }),
+    ).toBe(undefined);
     await store.close();
+  });
+
+  it("several stores share the writer thread, never each other's data", async () => {
+    const other = join(dir, 'other.db');
+    const a = SqliteStore.open({ file, ids, writer: 'thread' });
+    const b = SqliteStore.open({ file: other, ids, writer: 'thread' });
+    await Promise.all([
+      a.transaction((tx) => tx.consumeTokenId('x', 'only-in-a', 10)),
+      b.transaction((tx) => tx.completeTask('agent', 'only-in-b', 1)),
+    ]);
+    expect(await a.read((tx) => tx.isTaskCompleted('agent', 'only-in-b'))).toBe(false);
+    expect(await b.read((tx) => tx.isTaskCompleted('agent', 'only-in-b'))).toBe(true);
+    expect(await b.transaction((tx) => tx.consumeTokenId('x', 'only-in-a', 10))).toBe(true);
+    await a.close();
+    await b.close();
   });
 
   it('H9 migrations are idempotent and a newer schema is refused', async () => {

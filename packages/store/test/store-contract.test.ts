@@ -7,9 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   type AccessRequestRecord,
+  type CommitAccessRequestArgs,
   CountersignError,
   type Decision,
   type LeaseRecord,
+  runUnit,
   type Store,
   verifyAuditChain,
 } from '@countersign/core';
@@ -24,22 +26,21 @@ interface Adapter {
   open(): Promise<{ store: Store; cleanup(): Promise<void> }>;
 }
 
-const adapters: Adapter[] = [
-  {
-    name: 'sqlite',
-    async open() {
-      const dir = mkdtempSync(join(tmpdir(), 'countersign-store-'));
-      const store = SqliteStore.open({ file: join(dir, 'test.db'), ids });
-      return {
-        store,
-        async cleanup() {
-          await store.close();
-          rmSync(dir, { recursive: true, force: true });
-        },
-      };
-    },
+const adapters: Adapter[] = (['inline', 'thread'] as const).map((writer) => ({
+  // The SQLite writer on the calling thread (CLI) and on its own thread (the server).
+  name: `sqlite (writer ${writer})`,
+  async open() {
+    const dir = mkdtempSync(join(tmpdir(), 'countersign-store-'));
+    const store = SqliteStore.open({ file: join(dir, 'test.db'), ids, writer });
+    return {
+      store,
+      async cleanup() {
+        await store.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
   },
-];
+}));
 
 const decision: Decision = {
   outcome: 'review',
@@ -221,6 +222,95 @@ for (const adapter of adapters) {
       );
       expect(results.filter(Boolean)).toHaveLength(1);
       expect(await store.read((tx) => tx.isTaskCompleted('a', 't'))).toBe(true);
+    });
+
+    const agentRecord = (id: string, status: 'active' | 'suspended' = 'active') => ({
+      id,
+      owner: 'o',
+      boundary: 'b',
+      environment: 'e',
+      trustTier: 'standard',
+      status,
+      publicJwk: { kty: 'OKP' },
+      jwkThumbprint: `tp-${id}`,
+      createdAt: 1,
+    });
+    const commitArgs = (id: string, jti: string, withLease: boolean): CommitAccessRequestArgs => ({
+      assertion: { issuer: 'agent-1', tokenId: jti, expiresAt: 10_000 },
+      record: request(id, {
+        status: withLease ? 'allowed' : 'pending',
+        leaseId: withLease ? `l-${id}` : null,
+      }),
+      events: [
+        { type: 'access_request.received', actor: { type: 'agent', id: 'agent-1' }, requestId: id, data: {} },
+        {
+          type: 'access_request.decided',
+          actor: { type: 'system', id: 'c' },
+          requestId: id,
+          data: { i: id },
+        },
+      ],
+      outbox: [],
+      lease: withLease ? lease(`l-${id}`, id) : null,
+      now: 5,
+    });
+    async function events() {
+      const all = [];
+      for await (const e of store.auditEvents()) all.push(e);
+      return all;
+    }
+
+    it('INV-1 the decision unit writes the request, its events and its lease together, or nothing', async () => {
+      await store.transaction((tx) => tx.insertAgent(agentRecord('agent-1')));
+      await runUnit(store, 'commitAccessRequest', commitArgs('r1', 'jti-1', true));
+      expect((await store.read((tx) => tx.getRequest('r1')))?.status).toBe('allowed');
+      expect((await store.read((tx) => tx.getLease('l-r1')))?.requestId).toBe('r1');
+      expect((await events()).map((e) => e.type)).toEqual([
+        'access_request.received',
+        'access_request.decided',
+        'lease.issued',
+      ]);
+      // A replayed assertion: nothing of the second request is written.
+      await expect(
+        runUnit(store, 'commitAccessRequest', commitArgs('r2', 'jti-1', true)),
+      ).rejects.toMatchObject({
+        code: 'CS_TOKEN_REPLAYED',
+      });
+      expect(await store.read((tx) => tx.getRequest('r2'))).toBeNull();
+      expect(await store.read((tx) => tx.getLease('l-r2'))).toBeNull();
+      expect(await events()).toHaveLength(3);
+      // A suspension that committed first wins, and the assertion is not spent by the failure.
+      await store.transaction((tx) => tx.setAgentStatus('agent-1', 'active', 'suspended'));
+      await expect(
+        runUnit(store, 'commitAccessRequest', commitArgs('r3', 'jti-3', true)),
+      ).rejects.toMatchObject({
+        code: 'CS_AGENT_SUSPENDED',
+      });
+      expect(await store.read((tx) => tx.getLease('l-r3'))).toBeNull();
+      expect(await store.transaction((tx) => tx.consumeTokenId('agent-1', 'jti-3', 10))).toBe(true);
+    });
+
+    it('I3 named and closure units interleaved in group commits keep one chain; failures roll back alone', async () => {
+      await store.transaction((tx) => tx.insertAgent(agentRecord('agent-1')));
+      const work = Array.from({ length: 120 }, (_, i) => {
+        if (i % 3 === 0) {
+          return store.transaction((tx) =>
+            tx.appendAudit({ type: 'closure', actor: { type: 'system', id: 't' }, data: { i } }, i),
+          );
+        }
+        // Every fifth named unit reuses a jti and must fail alone.
+        const jti = i % 5 === 0 ? 'jti-dup' : `jti-${i}`;
+        return runUnit(store, 'commitAccessRequest', commitArgs(`r${i}`, jti, i % 2 === 0));
+      });
+      const outcomes = await Promise.allSettled(work);
+      const failed = outcomes.filter((o) => o.status === 'rejected');
+      // jti-dup is used by the named units at i = 5, 10, 20, ... (not multiples of 3): one wins.
+      const dupUsers = Array.from({ length: 120 }, (_, i) => i).filter((i) => i % 3 !== 0 && i % 5 === 0);
+      expect(failed).toHaveLength(dupUsers.length - 1);
+      for (const f of failed) expect((f as PromiseRejectedResult).reason.code).toBe('CS_TOKEN_REPLAYED');
+      const chain = await events();
+      expect(verifyAuditChain(chain)).toMatchObject({ ok: true, count: chain.length });
+      expect(chain.map((e) => e.seq)).toEqual(Array.from({ length: chain.length }, (_, i) => i + 1));
     });
 
     it('a closed store refuses work with CS_STORE_UNAVAILABLE', async () => {

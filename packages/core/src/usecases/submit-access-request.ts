@@ -5,8 +5,9 @@
  * the unit (signing is CPU work) but handed out only after it commits (invariant 1).
  */
 import { classifyAction, parseActionName } from '../action.js';
+import type { AuditEventInput } from '../audit.js';
 import { decide } from '../checkpoint.js';
-import { canonicalJson, requestDigest, sha256Hex } from '../digest.js';
+import { canonicalJson, requestDigestOfCanonical, sha256Hex } from '../digest.js';
 import { CountersignError } from '../errors.js';
 import type { IssuedCredential } from '../issuer-port.js';
 import { buildPolicyInput } from '../policy-input.js';
@@ -14,12 +15,12 @@ import type { AccessRequestRecord, AgentRecord, LeaseRecord } from '../records.j
 import { parseResource } from '../resource.js';
 import { assessRisk } from '../risk.js';
 import type { AccessRequestInput, Decision, RequestStatus } from '../types.js';
+import { runUnit } from '../units.js';
 import { agentActor, requestSummary } from './audit-helpers.js';
-import { consumeAssertion } from './consume-assertion.js';
 import type { Assertion, DomainContext } from './context.js';
 import { grantFor } from './grant.js';
-import { leaseRecordFor, recordLease } from './lease-record.js';
-import { enqueueReviewNotification } from './notify.js';
+import { leaseRecordFor } from './lease-record.js';
+import { reviewNotifications } from './notify.js';
 
 export interface SubmitAccessRequestInput {
   readonly agent: AgentRecord;
@@ -53,7 +54,7 @@ async function existingFor(
   record: AccessRequestRecord,
   bodyHash: string,
 ): Promise<AccessRequestResult> {
-  await ctx.store.transaction((tx) => consumeAssertion(tx, assertion));
+  await runUnit(ctx.store, 'consumeAssertion', assertion);
   if (record.bodyHash !== bodyHash) {
     throw new CountersignError(
       'CS_IDEMPOTENCY_MISMATCH',
@@ -80,9 +81,7 @@ export async function submitAccessRequest({
     );
     if (earlier) return existingFor(ctx, input.assertion, earlier, bodyHash);
   }
-  if (await ctx.store.read((tx) => tx.isTaskCompleted(agent.id, request.intent.task_id))) {
-    throw new CountersignError('CS_TASK_COMPLETED', `task ${request.intent.task_id} is already complete`);
-  }
+  // A completed task is refused inside the unit of work below, where it is authoritative.
 
   const action = parseActionName(request.action);
   const actionClass = classifyAction(action, ctx.actionClasses);
@@ -124,7 +123,8 @@ export async function submitAccessRequest({
     policy_version: engine.version,
     config_version: ctx.configVersion,
   };
-  const digest = requestDigest(decisionFields);
+  const canonical = canonicalJson(decisionFields);
+  const digest = requestDigestOfCanonical(canonical);
   const id = ctx.ids.next('req');
 
   let issued: IssuedCredential | null = null;
@@ -158,7 +158,7 @@ export async function submitAccessRequest({
     taskId: request.intent.task_id,
     status: OUTCOME_STATUS[decision.outcome],
     digest,
-    canonical: canonicalJson(decisionFields),
+    canonical,
     decision,
     risk,
     idempotencyKey: input.idempotencyKey,
@@ -169,55 +169,51 @@ export async function submitAccessRequest({
     leaseId: lease?.id ?? null,
   };
 
+  const checkpoint = { type: 'system', id: 'checkpoint' } as const;
+  const events: AuditEventInput[] = [
+    {
+      type: 'access_request.received',
+      actor: agentActor(agent),
+      requestId: id,
+      data: requestSummary(record),
+    },
+    {
+      type: 'access_request.decided',
+      actor: checkpoint,
+      requestId: id,
+      data: {
+        outcome: decision.outcome,
+        determining_policies: decision.determiningPolicies.map((p) => p.id),
+        policy_version: decision.policyVersion,
+        risk_score: risk.score,
+        error_code: decision.errorCode,
+      },
+    },
+  ];
+  if (decision.outcome === 'review') {
+    events.push({
+      type: 'review.opened',
+      actor: checkpoint,
+      requestId: id,
+      data: {
+        reviewer_group: decision.obligations.reviewerGroup,
+        approvals: decision.obligations.approvals,
+        deadline_at: new Date(record.deadlineAt!).toISOString(),
+      },
+    });
+  }
+  const outbox =
+    decision.outcome === 'review' ? reviewNotifications(ctx, 'review.requested', record, 'pending', now) : [];
+
   try {
-    await ctx.store.transaction(async (tx) => {
-      await consumeAssertion(tx, input.assertion);
-      // Re-checked inside the unit: a suspension or task completion that committed after
-      // authentication must win (invariant 5, THREATS.md B12, C1).
-      if ((await tx.getAgent(agent.id))?.status !== 'active') {
-        throw new CountersignError('CS_AGENT_SUSPENDED', 'agent is suspended');
-      }
-      if (await tx.isTaskCompleted(agent.id, request.intent.task_id)) {
-        throw new CountersignError('CS_TASK_COMPLETED', `task ${request.intent.task_id} is already complete`);
-      }
-      await tx.insertRequest(record);
-      const actor = agentActor(agent);
-      await tx.appendAudit(
-        { type: 'access_request.received', actor, requestId: id, data: requestSummary(record) },
-        now,
-      );
-      await tx.appendAudit(
-        {
-          type: 'access_request.decided',
-          actor: { type: 'system', id: 'checkpoint' },
-          requestId: id,
-          data: {
-            outcome: decision.outcome,
-            determining_policies: decision.determiningPolicies.map((p) => p.id),
-            policy_version: decision.policyVersion,
-            risk_score: risk.score,
-            error_code: decision.errorCode,
-          },
-        },
-        now,
-      );
-      if (decision.outcome === 'review') {
-        await tx.appendAudit(
-          {
-            type: 'review.opened',
-            actor: { type: 'system', id: 'checkpoint' },
-            requestId: id,
-            data: {
-              reviewer_group: decision.obligations.reviewerGroup,
-              approvals: decision.obligations.approvals,
-              deadline_at: new Date(record.deadlineAt!).toISOString(),
-            },
-          },
-          now,
-        );
-        await enqueueReviewNotification(ctx, tx, 'review.requested', record, 'pending', now);
-      }
-      if (lease) await recordLease(tx, lease, now);
+    // One unit of work: the assertion, the request, its audit events, notifications and lease.
+    await runUnit(ctx.store, 'commitAccessRequest', {
+      assertion: input.assertion,
+      record,
+      events,
+      outbox,
+      lease,
+      now,
     });
   } catch (error) {
     // A concurrent retry with the same key won the insert: answer as that request did.

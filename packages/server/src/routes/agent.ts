@@ -3,9 +3,9 @@ import {
   CountersignError,
   canonicalJson,
   completeTask,
-  consumeAssertion,
   deliverCredential,
   getAccessRequest,
+  runUnit,
   submitAccessRequest,
   withdrawAccessRequest,
 } from '@countersign/core';
@@ -63,7 +63,7 @@ export function agentRoutes(deps: ServerDeps): Hono {
       throw new CountersignError('CS_INVALID_REQUEST', 'wait must be a whole number of seconds from 0 to 60');
     }
     const waitSeconds = typeof wait === 'number' ? wait : wait.data;
-    await ctx.store.transaction((tx) => consumeAssertion(tx, who.assertion));
+    await runUnit(ctx.store, 'consumeAssertion', who.assertion);
     const input = { agentId: who.agent.id, requestId };
     let record = await getAccessRequest({ ctx, input });
     const until = ctx.clock.now() + waitSeconds * 1000;

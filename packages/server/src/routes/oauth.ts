@@ -4,7 +4,7 @@
  * (HTTP Basic with a secret whose SHA-256 is in config).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { CountersignError, leaseState, revokeLease } from '@countersign/core';
+import { CountersignError, leaseState, revokeLease, runUnit } from '@countersign/core';
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { decodeProtectedHeader, importJWK, type JWTPayload, jwtVerify } from 'jose';
@@ -36,11 +36,7 @@ async function authenticateCaller(deps: ServerDeps, c: Context): Promise<Caller>
     throw new CountersignError('CS_UNAUTHENTICATED', 'unknown resource server or wrong secret');
   }
   const who = await authenticateAgent(deps, c);
-  await deps.ctx.store.transaction(async (tx) => {
-    if (!(await tx.consumeTokenId(who.assertion.issuer, who.assertion.tokenId, who.assertion.expiresAt))) {
-      throw new CountersignError('CS_TOKEN_REPLAYED', 'this assertion was already used (jti replay)');
-    }
-  });
+  await runUnit(deps.ctx.store, 'consumeAssertion', who.assertion);
   return { kind: 'agent', id: who.agent.id };
 }
 

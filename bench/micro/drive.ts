@@ -1,0 +1,84 @@
+/**
+ * Drives whole decisions in-process (app.request, 50 in flight) for a CPU profile:
+ *   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/micro/drive.ts [allow|deny|review] [n]
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { registerAgent } from '@countersign/core';
+import { createServer, loadConfig } from '@countersign/server';
+import { exportJWK } from 'jose';
+import { initHome } from '../../packages/cli/src/commands/init.ts';
+import { AssertionPool } from '../lib/assertions.js';
+
+const which = (process.argv[2] ?? 'allow') as 'allow' | 'deny' | 'review';
+const n = Number(process.argv[3] ?? 20_000);
+const intent = { purpose: 'bench', task_id: 't1' };
+const BODIES = {
+  allow: { action: 'read', resource: 'postgres://staging/app/orders', intent },
+  deny: { action: 'export', resource: 'secret://kms/prod-signing-key', intent },
+  review: { action: 'write', resource: 'postgres://prod/billing/invoices', intent },
+};
+const bodyText = JSON.stringify(BODIES[which]);
+const home = mkdtempSync(join(tmpdir(), 'countersign-drive-'));
+await initHome({ home, dev: true });
+const server = await createServer(loadConfig({ home, port: 8787, issuer: 'http://localhost:8787' }), {
+  logLevel: 'silent',
+});
+const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+const publicJwk = await exportJWK(publicKey);
+await registerAgent({
+  ctx: server.deps.ctx,
+  actor: { type: 'operator', id: 'bench' },
+  input: {
+    id: 'bench-agent',
+    owner: 'billing',
+    boundary: 'acme',
+    environment: 'production',
+    publicJwk: { kty: 'OKP', crv: 'Ed25519', x: publicJwk.x! },
+    jwkThumbprint: 'bench-thumbprint',
+  },
+});
+const pool = new AssertionPool({ agentId: 'bench-agent', key: privateKey }, 'http://localhost:8787');
+pool.fill(n + 2000);
+const expected = { allow: 'allowed', deny: 'denied', review: 'pending' }[which];
+const call = async () => {
+  const res = await server.app.request('/v1/access-requests', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${pool.next()}` },
+    body: bodyText,
+  });
+  if (res.status !== 201) throw new Error(`status ${res.status}: ${await res.text()}`);
+  const json = (await res.json()) as { status: string };
+  if (json.status !== expected) throw new Error(`expected ${expected}, got ${json.status}`);
+};
+async function run(count: number) {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      next++;
+      await call();
+    }
+  };
+  await Promise.all(Array.from({ length: 50 }, worker));
+}
+/** CPU seconds of this process's main thread (the event loop), from /proc (Linux). */
+function mainThreadCpu(): number {
+  const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks
+}
+await run(2000);
+const main0 = mainThreadCpu();
+const cpu0 = process.cpuUsage();
+const t0 = performance.now();
+await run(n);
+const ms = performance.now() - t0;
+const cpu = process.cpuUsage(cpu0);
+const mainUs = ((mainThreadCpu() - main0) * 1e6) / n;
+console.log(
+  `${which}: ${n} in ${ms.toFixed(0)} ms = ${((n / ms) * 1000).toFixed(0)}/s; process CPU ${((cpu.user + cpu.system) / n).toFixed(0)} us/op (user ${(cpu.user / n).toFixed(0)}, sys ${(cpu.system / n).toFixed(0)})`,
+);
+await server.close();
+rmSync(home, { recursive: true, force: true });

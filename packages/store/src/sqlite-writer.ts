@@ -1,0 +1,207 @@
+/**
+ * The SQLite writer thread: owns the one write connection, executes what the main thread
+ * schedules, strictly in order. Named units run here whole (no round trip per statement);
+ * closure units send their StoreTx calls one at a time. Statements, the audit chain's
+ * hashing and each group commit's fsync all happen here, so the event loop never waits on
+ * the disk. Durability is unchanged: WAL, synchronous=FULL, COMMIT fsyncs before anyone is
+ * answered.
+ */
+import { randomUUID } from 'node:crypto';
+import { type MessagePort, parentPort } from 'node:worker_threads';
+import { STORE_UNITS, type StoreTx, type StoreUnitName } from '@countersign/core';
+import type BetterSqlite3 from 'better-sqlite3';
+import { SqlTx } from './sql-store.js';
+import { openWriteConnection, SqliteExecutor, sqliteCompiler } from './sqlite-connection.js';
+import { encodeError, type FromWriter, type ToWriter } from './writer-protocol.js';
+
+const ids = { next: (prefix: string) => `${prefix}_${randomUUID().replaceAll('-', '')}` };
+const compiler = sqliteCompiler();
+
+/** One database's write connection on the writer thread. */
+export class Writer {
+  readonly #db: BetterSqlite3.Database;
+  readonly #tx: SqlTx;
+  readonly #send: (message: FromWriter) => void;
+  /** Why the current group commit cannot proceed (BEGIN failed), or null. */
+  #batchError: unknown = null;
+
+  constructor(file: string, busyTimeoutMs: number, send: (message: FromWriter) => void) {
+    this.#db = openWriteConnection(file, busyTimeoutMs);
+    this.#tx = new SqlTx(compiler, new SqliteExecutor(this.#db), ids);
+    this.#send = send;
+  }
+
+  durability(): { journalMode: string; synchronous: number } {
+    return {
+      journalMode: String(this.#db.pragma('journal_mode', { simple: true })),
+      synchronous: Number(this.#db.pragma('synchronous', { simple: true })),
+    };
+  }
+
+  #ok(id: number, value: unknown): void {
+    this.#send({ t: 'done', id, ok: true, value });
+  }
+
+  #fail(id: number, error: unknown): void {
+    this.#send({ t: 'done', id, ok: false, error: encodeError(error) });
+  }
+
+  /** Undoes the open savepoint; the unit's audit events are gone, so the head is read again. */
+  #rollbackUnit(): void {
+    try {
+      this.#db.exec('ROLLBACK TO unit');
+      this.#db.exec('RELEASE unit');
+    } catch (error) {
+      // The transaction itself is gone (I/O error): COMMIT will fail and say so.
+      this.#batchError ??= error;
+    }
+    this.#tx.forgetAuditHead();
+  }
+
+  async handle(m: Exclude<ToWriter, { t: 'open' }>): Promise<void> {
+    const db = this.#db;
+    switch (m.t) {
+      case 'begin':
+        this.#batchError = null;
+        try {
+          db.exec('BEGIN IMMEDIATE');
+        } catch (error) {
+          this.#batchError = error;
+        }
+        // The write lock is ours until COMMIT: the head read once is carried across units.
+        this.#tx.forgetAuditHead();
+        return;
+      case 'unit': {
+        if (this.#batchError !== null) return this.#fail(m.id, this.#batchError);
+        const unit = STORE_UNITS[m.name as StoreUnitName] as
+          | ((tx: StoreTx, args: unknown) => Promise<unknown>)
+          | undefined;
+        if (!unit) return this.#fail(m.id, new Error(`no store unit named ${String(m.name)}`));
+        try {
+          db.exec('SAVEPOINT unit');
+        } catch (error) {
+          return this.#fail(m.id, error);
+        }
+        try {
+          const value = await unit(this.#tx, m.args);
+          db.exec('RELEASE unit');
+          return this.#ok(m.id, value);
+        } catch (error) {
+          this.#rollbackUnit();
+          return this.#fail(m.id, error);
+        }
+      }
+      case 'savepoint':
+        if (this.#batchError === null) {
+          try {
+            db.exec('SAVEPOINT unit');
+          } catch (error) {
+            this.#batchError = error;
+          }
+        }
+        return;
+      case 'call': {
+        if (this.#batchError !== null) return this.#fail(m.id, this.#batchError);
+        const method = (this.#tx as unknown as Record<string, unknown>)[m.method];
+        if (typeof method !== 'function' || m.method.startsWith('#') || m.method === 'constructor') {
+          return this.#fail(m.id, new Error(`no StoreTx method ${m.method}`));
+        }
+        try {
+          return this.#ok(
+            m.id,
+            await (method as (...a: unknown[]) => Promise<unknown>).apply(this.#tx, [...m.args]),
+          );
+        } catch (error) {
+          return this.#fail(m.id, error);
+        }
+      }
+      case 'release':
+        if (this.#batchError === null) {
+          try {
+            db.exec('RELEASE unit');
+          } catch (error) {
+            this.#batchError = error;
+          }
+        }
+        return;
+      case 'rollback':
+        if (this.#batchError === null) this.#rollbackUnit();
+        return;
+      case 'commit': {
+        if (this.#batchError !== null) {
+          if (db.inTransaction) this.#abort();
+          return this.#fail(m.id, this.#batchError);
+        }
+        try {
+          db.exec('COMMIT');
+          return this.#ok(m.id, null);
+        } catch (error) {
+          // COMMIT failed (busy, disk full, I/O): nothing in this group happened.
+          this.#abort();
+          return this.#fail(m.id, error);
+        }
+      }
+      case 'close':
+        if (db.inTransaction) this.#abort();
+        db.close();
+        return this.#ok(m.id, null);
+      default: {
+        const never: never = m;
+        throw new Error(`unknown message ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  #abort(): void {
+    try {
+      this.#db.exec('ROLLBACK');
+    } catch {
+      // The connection is already out of the transaction.
+    }
+    this.#tx.forgetAuditHead();
+  }
+}
+
+/** The thread's entry: one Writer per database, messages handled one after another, in arrival order. */
+export function runWriterThread(port: MessagePort = parentPort!): void {
+  const send = (message: FromWriter) => port.postMessage(message);
+  const writers = new Map<number, Writer>();
+  const handle = async (m: ToWriter): Promise<void> => {
+    if (m.t === 'open') {
+      try {
+        const writer = new Writer(m.file, m.busyTimeoutMs, send);
+        writers.set(m.db, writer);
+        send({ t: 'done', id: m.id, ok: true, value: writer.durability() });
+      } catch (error) {
+        send({ t: 'done', id: m.id, ok: false, error: encodeError(error) });
+      }
+      return;
+    }
+    const writer = writers.get(m.db);
+    if (!writer) {
+      // Its open failed: every answered message fails, closing is a no-op.
+      if ('id' in m) {
+        const error = m.t === 'close' ? null : new Error(`database ${m.db} is not open on the writer thread`);
+        send(
+          error
+            ? { t: 'done', id: m.id, ok: false, error: encodeError(error) }
+            : { t: 'done', id: m.id, ok: true, value: null },
+        );
+      }
+      return;
+    }
+    await writer.handle(m);
+    if (m.t === 'close') writers.delete(m.db);
+  };
+  const queue: ToWriter[] = [];
+  let draining = false;
+  const drain = async () => {
+    draining = true;
+    while (queue.length > 0) await handle(queue.shift()!);
+    draining = false;
+  };
+  port.on('message', (message: ToWriter) => {
+    queue.push(message);
+    if (!draining) void drain();
+  });
+}
