@@ -124,7 +124,14 @@ class WriterThread {
     if (this.#waiting.size === 0) this.#worker.ref();
     return new Promise<Outcome>((settle) => {
       this.#waiting.set(id, settle);
-      this.#worker.postMessage(build(id));
+      try {
+        this.#worker.postMessage(build(id));
+      } catch (error) {
+        // Not sent (arguments that cannot be cloned): it never ran, so it simply failed.
+        this.#waiting.delete(id);
+        if (this.#waiting.size === 0) this.#worker.unref();
+        settle({ ok: false, error });
+      }
     });
   }
 
@@ -217,7 +224,13 @@ export class SqliteStore implements Store {
         file: this.#file,
         busyTimeoutMs: this.#busyTimeoutMs,
       }));
-      this.#thread = { thread, ready };
+      const opened = { thread, ready };
+      this.#thread = opened;
+      // A database that could not be opened (unreadable, disk gone) is tried again by the
+      // next unit: when the fault clears, the store recovers without a restart.
+      void ready.then((outcome) => {
+        if (!outcome.ok && this.#thread === opened) this.#thread = null;
+      });
     }
     return thread;
   }
