@@ -62,6 +62,7 @@ export type {
   SessionRecord,
   Verdict,
   VoteRecord,
+  WorkloadIdentityBinding,
 } from './records.js';
 export {
   MAX_RESOURCE_LENGTH,
@@ -110,6 +111,7 @@ export {
   type ToolCall,
 } from './types.js';
 export {
+  listUnusedAgents,
   type RegisterAgentInput,
   registerAgent,
   suspendAgent,
@@ -124,7 +126,7 @@ export {
 } from './usecases/cast-vote.js';
 export { completeTask } from './usecases/complete-task.js';
 export { consumeAssertion } from './usecases/consume-assertion.js';
-export type { Assertion, DomainContext, IdGenerator, RequestEvents } from './usecases/context.js';
+export type { Assertion, DomainContext, IdGenerator, OneTimeId, RequestEvents } from './usecases/context.js';
 export { deliverCredential } from './usecases/deliver-credential.js';
 export { expireReview, expireReviews } from './usecases/expire-reviews.js';
 export { getAccessRequest } from './usecases/get-access-request.js';

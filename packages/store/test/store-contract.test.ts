@@ -68,6 +68,7 @@ function request(id: string, overrides: Partial<AccessRequestRecord> = {}): Acce
     decidedAt: null,
     deadlineAt: 1000,
     leaseId: null,
+    cnfJkt: null,
     ...overrides,
   };
 }
@@ -88,6 +89,7 @@ function lease(id: string, requestId: string, overrides: Partial<LeaseRecord> = 
     status: 'active',
     revokedAt: null,
     revokeReason: null,
+    cnfJkt: null,
     deliveredAt: 1,
     ...overrides,
   };

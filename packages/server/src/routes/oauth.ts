@@ -4,14 +4,16 @@
  * (HTTP Basic with a secret whose SHA-256 is in config).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { CountersignError, leaseState, revokeLease } from '@countersign/core';
+import { CountersignError, consumeAssertion, leaseState, revokeLease } from '@countersign/core';
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { decodeProtectedHeader, importJWK, type JWTPayload, jwtVerify } from 'jose';
 import type { ServerDeps } from '../app.js';
 import { authenticateAgent } from '../middleware/agent-auth.js';
 
-type Caller = { kind: 'agent'; id: string } | { kind: 'resource_server'; id: string };
+type Caller =
+  /** `dpopJkt`: the key the agent proved possession of on this call (RFC 9449), or null. */
+  { kind: 'agent'; id: string; dpopJkt: string | null } | { kind: 'resource_server'; id: string };
 
 async function authenticateCaller(deps: ServerDeps, c: Context): Promise<Caller> {
   const header = c.req.header('authorization') ?? '';
@@ -36,12 +38,8 @@ async function authenticateCaller(deps: ServerDeps, c: Context): Promise<Caller>
     throw new CountersignError('CS_UNAUTHENTICATED', 'unknown resource server or wrong secret');
   }
   const who = await authenticateAgent(deps, c);
-  await deps.ctx.store.transaction(async (tx) => {
-    if (!(await tx.consumeTokenId(who.assertion.issuer, who.assertion.tokenId, who.assertion.expiresAt))) {
-      throw new CountersignError('CS_TOKEN_REPLAYED', 'this assertion was already used (jti replay)');
-    }
-  });
-  return { kind: 'agent', id: who.agent.id };
+  await deps.ctx.store.transaction((tx) => consumeAssertion(tx, who.assertion));
+  return { kind: 'agent', id: who.agent.id, dpopJkt: who.assertion.dpopJkt };
 }
 
 async function formToken(c: Context): Promise<string> {
@@ -122,9 +120,15 @@ export function oauthRoutes(deps: ServerDeps): Hono {
     if (!state.active || (caller.kind === 'agent' && state.lease.agentId !== caller.id))
       return c.json({ active: false });
     const lease = state.lease;
+    // B8, B11: an agent presenting a DPoP-bound lease must prove possession of its key on this
+    // very call; without the proof the lease is of no use to it, so it looks inactive.
+    if (caller.kind === 'agent' && lease.cnfJkt !== null && caller.dpopJkt !== lease.cnfJkt)
+      return c.json({ active: false });
     return c.json({
       active: true,
-      token_type: 'Bearer',
+      token_type: lease.cnfJkt ? 'DPoP' : 'Bearer',
+      // RFC 9449 §6.2: a resource server learns the binding here and checks the proof itself.
+      ...(lease.cnfJkt ? { cnf: { jkt: lease.cnfJkt } } : {}),
       iss: payload.iss,
       sub: payload.sub,
       aud: payload.aud,
