@@ -5,6 +5,8 @@
  * authenticator), receives a DPoP-bound lease and receipt; a resource server verifies the
  * lease with `@countersign/sdk/verify`; the agent completes its task; verification then fails.
  */
+
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -276,4 +278,52 @@ describe('SDK end to end: workload identity, DPoP, review, lease verification', 
       }),
     ).rejects.toMatchObject({ code: 'insufficient_scope' });
   });
+
+  it('the example agent under examples/agent runs against the server: read allowed and verified, write pending then withdrawn, task completed', async () => {
+    const { privateJwk, publicJwk } = await newKeyPair();
+    await registerAgent({
+      ctx: live.server.deps.ctx,
+      actor: { type: 'operator', id: 'test' },
+      input: {
+        id: 'example-bot',
+        owner: 'billing',
+        boundary: 'acme',
+        environment: 'production',
+        publicJwk,
+        jwkThumbprint: await calculateJwkThumbprint(publicJwk),
+      },
+    });
+    const keyFile = join(live.home, 'example-bot.jwk');
+    writeFileSync(keyFile, JSON.stringify({ ...privateJwk, agent_id: 'example-bot' }), { mode: 0o600 });
+    const root = join(import.meta.dirname, '..', '..');
+    // Asynchronous: the server answering the example runs in this very process.
+    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'examples/agent/invoice-bot.ts')], {
+      cwd: root,
+      env: {
+        ...process.env,
+        COUNTERSIGN_URL: live.url,
+        COUNTERSIGN_AGENT_ID: 'example-bot',
+        COUNTERSIGN_AGENT_KEY: keyFile,
+        COUNTERSIGN_DPOP: '1',
+        COUNTERSIGN_WAIT: '2',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const run = { stdout: '', stderr: '', status: null as number | null };
+    child.stdout.on('data', (d) => {
+      run.stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      run.stderr += d;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    run.status = await new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    clearTimeout(timer);
+    expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
+    expect(run.stdout).toMatch(/^read: allowed$/m);
+    expect(run.stdout).toMatch(/verified by the resource server \(DPoP-bound\)/);
+    expect(run.stdout).toMatch(/^write: pending review by billing-oncall/m);
+    expect(run.stdout).toMatch(/withdrawing req_/);
+    expect(run.stdout).toMatch(/completed: 1 lease\(s\) revoked/);
+  }, 90_000);
 });

@@ -71,6 +71,8 @@ export interface RequestAccessOptions {
   readonly signal?: AbortSignal;
   /** Defaults to a fresh UUID, so a retried call never makes a second request. */
   readonly idempotencyKey?: string;
+  /** Called once when the request goes to review (to log its id, or tell someone). */
+  readonly onPending?: (request: AccessRequestWire) => void;
 }
 
 /** The terminal answer to one access request. */
@@ -272,6 +274,7 @@ export class CountersignClient {
       ...(signal ? { signal } : {}),
     });
     let credential = request.credential ?? null;
+    if (request.status === 'pending') options.onPending?.(request);
     while (request.status === 'pending') {
       const left = deadline - Date.now();
       if (left <= 0) throw new AccessRequestTimeoutError(request.id);
