@@ -239,7 +239,7 @@ describe('SDK end to end: workload identity, DPoP, review, lease verification', 
     expect(String(reason)).toMatch(/shutting down|abort/i);
   }, 30_000);
 
-  it('a private-key agent without DPoP gets a bearer lease the verifier accepts for its granted action only', async () => {
+  it('B9 a private-key agent without DPoP gets a bearer lease its resource server accepts for the granted action only; another resource server refuses it', async () => {
     const { privateJwk, publicJwk } = await newKeyPair();
     await registerAgent({
       ctx: live.server.deps.ctx,
@@ -277,6 +277,14 @@ describe('SDK end to end: workload identity, DPoP, review, lease verification', 
         resource: 'postgres://staging/app/orders',
       }),
     ).rejects.toMatchObject({ code: 'insufficient_scope' });
+    // B9: a credential for resource X is refused by resource server Y (audience).
+    const prodOrders = new LeaseVerifier({ issuer: live.url, audience: 'postgres://prod' });
+    await expect(
+      prodOrders.verifyRequest(new Request(url, { headers }), {
+        action: 'read',
+        resource: 'postgres://staging/app/orders',
+      }),
+    ).rejects.toMatchObject({ code: 'wrong_audience' });
   });
 
   it('the example agent under examples/agent runs against the server: read allowed and verified, write pending then withdrawn, task completed', async () => {

@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { registerAgent } from '@countersign/core';
+import { verifyDpopProof } from '@countersign/server';
 import { decodeJwt, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DpopKey, dpopProof, newDpopKey } from '../support/dpop.js';
@@ -318,5 +319,33 @@ describe('DPoP-bound leases at introspection', () => {
     const bearer = await introspect(plain.credential.access_token, { authorization: `Basic ${basic}` });
     expect(bearer).toMatchObject({ active: true, token_type: 'Bearer' });
     expect(bearer.cnf).toBeUndefined();
+  });
+});
+
+describe('verifyDpopProof, the check the credential proxy calls', () => {
+  it('B8 a bound lease with a proof from its key passes; another key, no ath, another URL or a stale proof throw CS_DPOP_INVALID', async () => {
+    const lease = 'eyJhbGciOiJFZERTQSJ9.eyJjbmYiOnt9fQ.c2ln';
+    const url = `${ISSUER}/proxy/orders/v1/orders`;
+    const nowMs = Date.parse('2026-11-24T10:00:00Z');
+    const iat = Math.floor(nowMs / 1000);
+    const check = { method: 'GET', url, accessToken: lease, now: nowMs, expectedJkt: key.jkt };
+    const ok = await verifyDpopProof({
+      ...check,
+      proof: await dpopProof(key, { method: 'GET', url, iat, accessToken: lease }),
+    });
+    expect(ok).toMatchObject({ jkt: key.jkt, oneTimeId: { namespace: `dpop:${key.jkt}` } });
+    for (const proof of [
+      await dpopProof(other, { method: 'GET', url, iat, accessToken: lease }),
+      await dpopProof(key, { method: 'GET', url, iat, accessToken: null }),
+      await dpopProof(key, {
+        method: 'GET',
+        url: `${ISSUER}/proxy/payroll/v1/orders`,
+        iat,
+        accessToken: lease,
+      }),
+      await dpopProof(key, { method: 'GET', url, iat: iat - 61, accessToken: lease }),
+    ]) {
+      await expect(verifyDpopProof({ ...check, proof })).rejects.toMatchObject({ code: 'CS_DPOP_INVALID' });
+    }
   });
 });
