@@ -127,6 +127,60 @@ for (const adapter of adapters) {
       expect(await store.transaction((tx) => tx.consumeTokenId('agent-2', 'jti-1', 10))).toBe(true);
     });
 
+    it('B13 a workload identity binds one agent, even under 16 concurrent registrations; keyless agents coexist', async () => {
+      const agent = (id: string) => ({
+        id,
+        owner: 'o',
+        boundary: 'b',
+        environment: 'production',
+        trustTier: 'standard',
+        status: 'active' as const,
+        publicJwk: null,
+        jwkThumbprint: null,
+        createdAt: 1,
+        expiresAt: null,
+        lastSeenAt: null,
+      });
+      const results = await Promise.allSettled(
+        Array.from({ length: 16 }, (_, i) =>
+          store.transaction(async (tx) => {
+            await tx.insertAgent(agent(`bot-${i}`));
+            await tx.insertWorkloadIdentity({
+              issuer: 'https://k8s',
+              subject: 'sa',
+              agentId: `bot-${i}`,
+              createdAt: 1,
+            });
+          }),
+        ),
+      );
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      for (const r of results.filter((x) => x.status === 'rejected')) {
+        expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'CS_IDENTITY_EXISTS' });
+      }
+      // The losers rolled back whole: their agent rows are gone too.
+      expect(await store.listAgents()).toHaveLength(1);
+      const winner = (await store.listAgents())[0]!.id;
+      expect((await store.read((tx) => tx.getAgentByWorkloadIdentity('https://k8s', 'sa')))?.id).toBe(winner);
+      expect(await store.read((tx) => tx.getAgentByWorkloadIdentity('https://k8s', 'other'))).toBeNull();
+      expect(await store.read((tx) => tx.listWorkloadIdentities(winner))).toEqual([
+        { issuer: 'https://k8s', subject: 'sa', agentId: winner, createdAt: 1 },
+      ]);
+      await store.transaction((tx) => tx.insertAgent(agent('keyless-2')));
+      await store.transaction((tx) => tx.touchAgent('keyless-2', 100));
+      await store.transaction((tx) => tx.touchAgent('keyless-2', 40));
+      expect((await store.read((tx) => tx.getAgent('keyless-2')))?.lastSeenAt).toBe(100);
+    });
+
+    it('B8 the DPoP binding round-trips on requests and leases', async () => {
+      await store.transaction(async (tx) => {
+        await tx.insertRequest(request('r9', { status: 'allowed', cnfJkt: 'jkt-1' }));
+        await tx.insertLease(lease('l9', 'r9', { cnfJkt: 'jkt-1' }));
+      });
+      expect((await store.read((tx) => tx.getRequest('r9')))?.cnfJkt).toBe('jkt-1');
+      expect((await store.read((tx) => tx.getLease('l9')))?.cnfJkt).toBe('jkt-1');
+    });
+
     it('INV-3 one lease per request: a second lease for the same request fails the whole unit', async () => {
       await store.transaction(async (tx) => {
         await tx.insertRequest(request('r1', { status: 'allowed' }));
