@@ -5,7 +5,7 @@
  * real jose-signed proofs.
  */
 import { createHash } from 'node:crypto';
-import { registerAgent } from '@countersign/core';
+import { castVote, registerAgent } from '@countersign/core';
 import { verifyDpopProof } from '@countersign/server';
 import { decodeJwt, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -347,5 +347,100 @@ describe('verifyDpopProof, the check the credential proxy calls', () => {
     ]) {
       await expect(verifyDpopProof({ ...check, proof })).rejects.toMatchObject({ code: 'CS_DPOP_INVALID' });
     }
+  });
+});
+
+describe('DPoP through a review', () => {
+  it("B8 a reviewed request's lease is bound to the key that asked, and handed over only to a read proving that key", async () => {
+    const bot = await h.addAgent('dpop-review-bot', { owner: 'billing', environment: 'production' });
+    const token = await h.assertion(bot);
+    const submitted = await h.call('POST', '/v1/access-requests', {
+      token,
+      body: body({
+        action: 'write',
+        resource: 'postgres://prod/billing/invoices',
+        intent: {
+          purpose: 'Apply the credit note for BILL-1234',
+          task_id: 'dpop-review',
+          ticket: 'BILL-1234',
+        },
+      }),
+      headers: { dpop: await proofFor(token) },
+    });
+    const pending = (await submitted.json()) as { id: string; status: string };
+    expect(pending.status).toBe('pending');
+    const record = (await h.server.deps.ctx.store.read((tx) => tx.getRequest(pending.id)))!;
+    expect(record.cnfJkt).toBe(key.jkt);
+
+    // The passkey ceremony itself is covered in test/e2e; here the verified vote goes straight
+    // to the use case, with the records the ceremony would have left.
+    const at = h.clock.now();
+    const reviewer = {
+      id: 'rev_dpop',
+      email: 'dpop@acme.dev',
+      groups: ['billing-oncall'],
+      status: 'active' as const,
+      webauthnUserId: 'wa_dpop',
+      createdAt: at,
+    };
+    await h.server.deps.ctx.store.transaction(async (tx) => {
+      await tx.insertReviewer(reviewer);
+      await tx.insertReviewerCredential({
+        id: 'cred_dpop',
+        reviewerId: reviewer.id,
+        publicKey: 'unused',
+        counter: 0,
+        transports: [],
+        createdAt: at,
+        lastUsedAt: null,
+      });
+      await tx.insertChallenge({
+        id: 'ch_dpop',
+        purpose: 'decision',
+        reviewerId: reviewer.id,
+        requestId: pending.id,
+        verdict: 'approve',
+        nonce: 'n',
+        challenge: 'c',
+        expiresAt: at + 60_000,
+        usedAt: null,
+      });
+    });
+    const vote = await castVote({
+      ctx: h.server.deps.ctx,
+      input: {
+        reviewer,
+        requestId: pending.id,
+        verdict: 'approve',
+        challengeId: 'ch_dpop',
+        requestDigest: record.digest,
+        policyVersion: record.decision.policyVersion,
+        assertion: { credentialId: 'cred_dpop', assertionHash: 'sha256:x', counter: { from: 0, to: 1 } },
+      },
+    });
+    expect(vote.status).toBe('allowed');
+
+    const url = `${ISSUER}/v1/access-requests/${pending.id}`;
+    const read = async (proofKey: DpopKey | null) => {
+      const t = await h.assertion(bot);
+      const headers: Record<string, string> = proofKey
+        ? { dpop: await dpopProof(proofKey, { method: 'GET', url, iat: now(), accessToken: t }) }
+        : {};
+      const res = await h.call('GET', `/v1/access-requests/${pending.id}`, { token: t, headers });
+      expect(res.status).toBe(200);
+      return (await res.json()) as {
+        status: string;
+        credential?: { access_token: string; token_type: string };
+      };
+    };
+    // A read without the proof, or with another key, sees the decision but not the credential.
+    expect(await read(null)).toMatchObject({ status: 'allowed' });
+    expect((await read(null)).credential).toBeUndefined();
+    expect((await read(other)).credential).toBeUndefined();
+    const mine = await read(key);
+    expect(mine.credential?.token_type).toBe('DPoP');
+    expect(decodeJwt(mine.credential!.access_token).cnf).toEqual({ jkt: key.jkt });
+    // Handed over once.
+    expect((await read(key)).credential).toBeUndefined();
   });
 });
