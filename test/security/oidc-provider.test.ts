@@ -38,6 +38,7 @@ async function startProvider(): Promise<void> {
     ],
     jwks: { keys: [jwk] },
     features: {
+      devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,
