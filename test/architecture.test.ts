@@ -37,8 +37,35 @@ describe('architecture', () => {
     }
   });
 
-  it('protocol and the SDK use Web APIs only (no node:*), and the SDK never imports core, server or store', () => {
-    for (const file of [...pkg('protocol'), ...pkg('sdk')]) {
+  it('the SDK main entry and ./verify use Web APIs only: no node:* anywhere in their import graphs', () => {
+    const sdk = join(ROOT, 'packages', 'sdk');
+    const exportsMap = JSON.parse(readFileSync(join(sdk, 'package.json'), 'utf8')).exports as Record<
+      string,
+      { default: string }
+    >;
+    for (const entry of ['.', './verify']) {
+      const seen = new Set<string>();
+      const stack = [join(sdk, exportsMap[entry]!.default)];
+      while (stack.length > 0) {
+        const file = stack.pop()!;
+        if (seen.has(file)) continue;
+        seen.add(file);
+        for (const spec of imports(file)) {
+          expect(spec.startsWith('node:'), `${entry}: ${relative(ROOT, file)} imports ${spec}`).toBe(false);
+          if (spec.startsWith('.')) stack.push(join(file, '..', spec.replace(/\.js$/, '.ts')));
+        }
+      }
+      expect(seen.size).toBeGreaterThan(0);
+    }
+    // The Node-only helpers (a token file) are their own entry, never reached from the main one.
+    expect(exportsMap['./node']!.default).toBe('./src/node.ts');
+  });
+
+  it('protocol and the SDK (except its ./node entry) use Web APIs only, and the SDK never imports core, server or store', () => {
+    for (const file of [
+      ...pkg('protocol'),
+      ...pkg('sdk').filter((f) => !f.endsWith(join('sdk', 'src', 'node.ts'))),
+    ]) {
       for (const spec of imports(file)) {
         expect(spec.startsWith('node:'), `${relative(ROOT, file)} imports ${spec}`).toBe(false);
         expect(

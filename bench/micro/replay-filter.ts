@@ -28,6 +28,8 @@ const agent: AgentRecord = {
   status: 'active',
   publicJwk: { kty: 'OKP', crv: 'Ed25519', x: jwk.x! },
   jwkThumbprint: 'bench',
+  expiresAt: null,
+  lastSeenAt: null,
   createdAt: 0,
 };
 const store = {
@@ -48,7 +50,7 @@ for (let done = 0; done < TOTAL; ) {
     Array.from({ length: 50 }, async () => {
       while (left > 0) {
         left--;
-        await auth.authenticate(pool.next());
+        await auth.verify(pool.next());
       }
     }),
   );

@@ -106,6 +106,7 @@ function unit(i: number) {
     decidedAt: now,
     deadlineAt: null,
     leaseId,
+    cnfJkt: null,
   };
   const lease: LeaseRecord = {
     id: leaseId,
@@ -123,6 +124,7 @@ function unit(i: number) {
     revokedAt: null,
     revokeReason: null,
     deliveredAt: now,
+    cnfJkt: null,
   };
   return async (tx: StoreTx) => {
     await tx.consumeTokenId('bench-agent', `jti-${i}`, now + 360_000);

@@ -60,7 +60,7 @@ describe('reviewer console in Chromium', () => {
     await expect.poll(() => page.locator('a.row-link').count()).toBe(0);
 
     const agent = await liveAgent(live, 'spiffe://acme.dev/agent/invoice-bot', { owner: 'billing' });
-    const pending = await agent.requestAccess({
+    const pending = await agent.submitAccessRequest({
       action: 'write',
       resource: 'postgres://prod/billing/invoices',
       intent: {
@@ -134,7 +134,7 @@ describe('reviewer console in Chromium', () => {
 
   it('D1 D2 hostile agent text is inert in the console and dangerous characters show as visible escapes', async () => {
     const agent = await liveAgent(live, 'invoice-bot-d', { owner: 'billing' });
-    const pending = await agent.requestAccess({
+    const pending = await agent.submitAccessRequest({
       action: 'write',
       resource: 'postgres://prod/billing/invoices',
       intent: { purpose: `${XSS.join(' ')} ${BIDI} ${ZERO_WIDTH}`, task_id: 'task-d' },
@@ -164,7 +164,7 @@ describe('reviewer console in Chromium', () => {
     const agent = await liveAgent(live, 'invoice-bot-a5', { owner: 'billing' });
     const tail = ' and then DROP TABLE invoices \u202E';
     const purpose = `${'Routine reconciliation. '.repeat(165)}${tail}`; // about 4 KiB, dangerous suffix
-    const pending = await agent.requestAccess({
+    const pending = await agent.submitAccessRequest({
       action: 'write',
       resource: 'postgres://prod/billing/invoices',
       intent: { purpose, task_id: 'task-a5', ticket: 'BILL-9' },

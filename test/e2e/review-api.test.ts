@@ -43,7 +43,7 @@ describe('human review with passkeys (API level, real Chromium authenticator)', 
 
   it('an approval issues the lease, wakes the waiting agent at once, and hands it a verifiable receipt', async () => {
     const agent = await liveAgent(live, 'invoice-bot-1', { owner: 'billing' });
-    const pending = await agent.requestAccess(PROD_WRITE);
+    const pending = await agent.submitAccessRequest(PROD_WRITE);
     expect(pending.status).toBe('pending');
     const waiting = agent.getRequest(pending.id, 30);
     const started = Date.now();
@@ -75,7 +75,7 @@ describe('human review with passkeys (API level, real Chromium authenticator)', 
 
   it('A1 a used decision challenge and assertion cannot be replayed, even concurrently', async () => {
     const agent = await liveAgent(live, 'invoice-bot-a1', { owner: 'billing' });
-    const pending = await agent.requestAccess({
+    const pending = await agent.submitAccessRequest({
       ...PROD_WRITE,
       intent: { ...PROD_WRITE.intent, task_id: 'a1' },
     });
@@ -97,8 +97,14 @@ describe('human review with passkeys (API level, real Chromium authenticator)', 
 
   it('A2 an assertion made for request X is refused for request Y', async () => {
     const agent = await liveAgent(live, 'invoice-bot-a2', { owner: 'billing' });
-    const x = await agent.requestAccess({ ...PROD_WRITE, intent: { ...PROD_WRITE.intent, task_id: 'a2-x' } });
-    const y = await agent.requestAccess({ ...PROD_WRITE, intent: { ...PROD_WRITE.intent, task_id: 'a2-y' } });
+    const x = await agent.submitAccessRequest({
+      ...PROD_WRITE,
+      intent: { ...PROD_WRITE.intent, task_id: 'a2-x' },
+    });
+    const y = await agent.submitAccessRequest({
+      ...PROD_WRITE,
+      intent: { ...PROD_WRITE.intent, task_id: 'a2-y' },
+    });
     const start = await alice.api('POST', `/v1/console/requests/${x.id}/decision/options`, {
       verdict: 'approve',
     });
@@ -122,7 +128,7 @@ describe('human review with passkeys (API level, real Chromium authenticator)', 
 
   it('A3 a request changed in the database after the reviewer saw it cannot be approved', async () => {
     const agent = await liveAgent(live, 'invoice-bot-a3', { owner: 'billing' });
-    const pending = await agent.requestAccess({
+    const pending = await agent.submitAccessRequest({
       ...PROD_WRITE,
       intent: { ...PROD_WRITE.intent, task_id: 'a3' },
     });
@@ -150,7 +156,7 @@ describe('human review with passkeys (API level, real Chromium authenticator)', 
 
   it('A6 reviewers outside the group, the on-behalf-of user, and the owner under @separation are refused', async () => {
     const agent = await liveAgent(live, 'invoice-bot-a6', { owner: 'billing' });
-    const pending = await agent.requestAccess({
+    const pending = await agent.submitAccessRequest({
       ...PROD_WRITE,
       intent: { ...PROD_WRITE.intent, task_id: 'a6' },
     });
@@ -158,7 +164,7 @@ describe('human review with passkeys (API level, real Chromium authenticator)', 
     expect(outsider.status).toBe(403);
     expect(outsider.body.error.code).toBe('CS_NOT_ELIGIBLE');
 
-    const onBehalf = await agent.requestAccess({
+    const onBehalf = await agent.submitAccessRequest({
       ...PROD_WRITE,
       intent: { ...PROD_WRITE.intent, task_id: 'a6-obo' },
       context: { on_behalf_of: 'alice@acme.dev' },
@@ -169,7 +175,7 @@ describe('human review with passkeys (API level, real Chromium authenticator)', 
 
     // Secret export by the owning team needs two security approvals and @separation("owner").
     const keyBot = await liveAgent(live, 'key-bot-a6', { owner: 'security' });
-    const exportReq = await keyBot.requestAccess({
+    const exportReq = await keyBot.submitAccessRequest({
       action: 'export',
       resource: 'secret://kms/prod-signing-key',
       intent: { purpose: 'rotate', task_id: 'a6-export' },
@@ -182,7 +188,7 @@ describe('human review with passkeys (API level, real Chromium authenticator)', 
 
   it('A7 2-of-N: one reviewer twice (even concurrently) is one vote; two people approve it exactly once', async () => {
     const agent = await liveAgent(live, 'platform-bot-a7', { owner: 'platform' });
-    const pending = await agent.requestAccess({
+    const pending = await agent.submitAccessRequest({
       action: 'admin',
       resource: 'postgres://prod/app/settings',
       intent: { purpose: 'raise connection limit', task_id: 'a7' },
@@ -211,7 +217,7 @@ describe('human review with passkeys (API level, real Chromium authenticator)', 
 
   it('A9 a stolen session cookie reads the queue but cannot vote without the passkey; a cross-origin POST is refused', async () => {
     const agent = await liveAgent(live, 'invoice-bot-a9', { owner: 'billing' });
-    const pending = await agent.requestAccess({
+    const pending = await agent.submitAccessRequest({
       ...PROD_WRITE,
       intent: { ...PROD_WRITE.intent, task_id: 'a9' },
     });
@@ -251,7 +257,7 @@ describe('human review with passkeys (API level, real Chromium authenticator)', 
 
   it('A10 a passkey registered to another reviewer cannot vote for this one', async () => {
     const agent = await liveAgent(live, 'invoice-bot-a10', { owner: 'billing' });
-    const pending = await agent.requestAccess({
+    const pending = await agent.submitAccessRequest({
       ...PROD_WRITE,
       intent: { ...PROD_WRITE.intent, task_id: 'a10' },
     });
@@ -272,7 +278,7 @@ describe('human review with passkeys (API level, real Chromium authenticator)', 
 
   it('A8 a reviewer removed after voting no longer counts toward quorum at finalisation', async () => {
     const agent = await liveAgent(live, 'platform-bot-a8', { owner: 'platform' });
-    const pending = await agent.requestAccess({
+    const pending = await agent.submitAccessRequest({
       action: 'admin',
       resource: 'postgres://prod/app/settings',
       intent: { purpose: 'raise connection limit', task_id: 'a8' },
@@ -297,7 +303,7 @@ describe('human review with passkeys (API level, real Chromium authenticator)', 
 
   it('withdrawn and decided requests refuse votes with CS_REVIEW_CLOSED', async () => {
     const agent = await liveAgent(live, 'invoice-bot-closed', { owner: 'billing' });
-    const pending = await agent.requestAccess({
+    const pending = await agent.submitAccessRequest({
       ...PROD_WRITE,
       intent: { ...PROD_WRITE.intent, task_id: 'closed' },
     });

@@ -29,7 +29,7 @@ describe('approval time and policy bounds', () => {
 
   it('A4 after a policy change the open review cannot be approved under the old version: never a silent allow', async () => {
     const agent = await liveAgent(live, 'bot-a4', { owner: 'billing' });
-    const pending = await agent.requestAccess({
+    const pending = await agent.submitAccessRequest({
       ...PROD_WRITE,
       intent: { ...PROD_WRITE.intent, task_id: 'a4' },
     });
@@ -55,7 +55,7 @@ describe('approval time and policy bounds', () => {
   });
   it('A11 an approval after the deadline is refused and the agent reads expired (a deny)', async () => {
     const agent = await liveAgent(live, 'bot-a11', { owner: 'billing' });
-    const pending = await agent.requestAccess({
+    const pending = await agent.submitAccessRequest({
       ...PROD_WRITE,
       intent: { ...PROD_WRITE.intent, task_id: 'a11' },
     });

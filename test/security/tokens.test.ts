@@ -337,6 +337,7 @@ describe('agent assertions under attack', () => {
       await expectRejected(await h.assertion(agent, { claims: { iss: ISSUER, sub: ISSUER } }), [
         INVALID,
         'CS_AGENT_UNKNOWN',
+        'CS_ISSUER_UNTRUSTED',
       ]);
     });
 
@@ -485,10 +486,14 @@ describe('agent assertions under attack', () => {
       expect(status).toBe(201);
       const accessToken: string = json.credential.access_token;
       expect(JSON.parse(fromB64url(accessToken.split('.')[0]!).toString()).typ).toBe('at+jwt');
-      await expectRejected(accessToken);
+      // Its iss is this server, a URL that is no trusted workload issuer: refused before any key use.
+      await expectRejected(accessToken, 'CS_ISSUER_UNTRUSTED');
       // Even with typ rewritten to JWT, the gateway's signature no longer matches, and iss != sub.
       const [, payload, sig] = accessToken.split('.') as [string, string, string];
-      await expectRejected(`${b64url(JSON.stringify({ alg: 'EdDSA', typ: 'JWT' }))}.${payload}.${sig}`);
+      await expectRejected(`${b64url(JSON.stringify({ alg: 'EdDSA', typ: 'JWT' }))}.${payload}.${sig}`, [
+        INVALID,
+        'CS_ISSUER_UNTRUSTED',
+      ]);
     });
   });
 

@@ -2,7 +2,7 @@
 
 import { DEFAULT_PORT } from '@countersign/server';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { agentAdd, agentList, agentSuspend } from './commands/agent.js';
+import { agentAdd, agentList, agentSuspend, agentUnused } from './commands/agent.js';
 import { auditVerify } from './commands/audit.js';
 import { demoCommand } from './commands/demo.js';
 import { initHome } from './commands/init.js';
@@ -83,12 +83,20 @@ export function buildProgram(exit: { code: number }): Command {
   const agent = program.command('agent').description('manage agents (acts on the local data directory)');
   agent
     .command('add <id>')
-    .description('register an agent; without --public-key, generate its Ed25519 key pair')
+    .description(
+      'register an agent; without --public-key or a workload identity, generate its Ed25519 key pair',
+    )
     .requiredOption('--owner <team>', 'accountable owner (person or team)')
     .option('--boundary <org>', 'tenant or organisation boundary', 'acme')
     .option('--env <environment>', 'environment the agent runs in', 'production')
     .option('--trust-tier <tier>', 'trust tier', 'standard')
     .option('--public-key <file>', 'the agent’s public JWK (Ed25519)')
+    .option(
+      '--workload-issuer <iss>',
+      'a trusted issuer (identity.trusted_issuers) whose token names this agent',
+    )
+    .option('--workload-subject <sub>', 'the token `sub` bound to this agent (one agent per identity)')
+    .option('--expires <duration>', 'refuse the agent’s tokens after this long (e.g. 90d)')
     .addOption(home)
     .action(
       async (
@@ -99,6 +107,9 @@ export function buildProgram(exit: { code: number }): Command {
           env: string;
           trustTier: string;
           publicKey?: string;
+          workloadIssuer?: string;
+          workloadSubject?: string;
+          expires?: string;
           dir?: string;
         },
       ) => {
@@ -110,8 +121,15 @@ export function buildProgram(exit: { code: number }): Command {
           env: o.env,
           trustTier: o.trustTier,
           ...(o.publicKey ? { publicKey: o.publicKey } : {}),
+          ...(o.workloadIssuer ? { workloadIssuer: o.workloadIssuer } : {}),
+          ...(o.workloadSubject ? { workloadSubject: o.workloadSubject } : {}),
+          ...(o.expires ? { expires: o.expires } : {}),
         });
-        process.stdout.write(`registered agent ${result.id} (key thumbprint ${result.thumbprint})\n`);
+        process.stdout.write(
+          `registered agent ${result.id}${result.thumbprint ? ` (key thumbprint ${result.thumbprint})` : ''}${
+            o.workloadIssuer ? ` bound to ${o.workloadSubject} of ${o.workloadIssuer}` : ''
+          }${result.expiresAt ? `, expires ${new Date(result.expiresAt).toISOString()}` : ''}\n`,
+        );
         if (result.keyFile)
           process.stdout.write(`private key written to ${result.keyFile} (mode 0600): keep it secret\n`);
       },
@@ -127,8 +145,31 @@ export function buildProgram(exit: { code: number }): Command {
       if (agents.length === 0)
         return void process.stdout.write('no agents yet: `countersign agent add <id> --owner <team>`\n');
       for (const a of agents) {
+        const extra = [
+          ...a.workloadIdentities.map((w) => `identity=${w.subject}@${w.issuer}`),
+          a.expiresAt ? `expires=${new Date(a.expiresAt).toISOString()}` : '',
+          `last_seen=${a.lastSeenAt ? new Date(a.lastSeenAt).toISOString() : 'never'}`,
+        ].filter(Boolean);
         process.stdout.write(
-          `${a.status.padEnd(9)} ${a.id}  owner=${a.owner} boundary=${a.boundary} env=${a.environment}\n`,
+          `${a.status.padEnd(9)} ${a.id}  owner=${a.owner} boundary=${a.boundary} env=${a.environment} ${extra.join(' ')}\n`,
+        );
+      }
+    });
+  agent
+    .command('unused')
+    .description('list agents with no authenticated call for N days (offboarding candidates)')
+    .requiredOption('--days <n>', 'idle for at least this many days', wholeNumber(36_500))
+    .option('--json', 'print JSON', false)
+    .addOption(home)
+    .action(async (o: { days: number; json: boolean; dir?: string }) => {
+      const idle = await agentUnused(resolveHome(o.dir), o.days);
+      if (o.json) return printJson(idle.map(({ publicJwk: _k, ...a }) => a));
+      if (idle.length === 0) return void process.stdout.write(`no agent idle for ${o.days} days\n`);
+      for (const a of idle) {
+        process.stdout.write(
+          `${a.id}  owner=${a.owner} status=${a.status} last_seen=${
+            a.lastSeenAt ? new Date(a.lastSeenAt).toISOString() : 'never'
+          } idle_since=${new Date(a.idleSince).toISOString()}\n`,
         );
       }
     });

@@ -66,6 +66,7 @@ export type {
   SessionRecord,
   Verdict,
   VoteRecord,
+  WorkloadIdentityBinding,
 } from './records.js';
 export {
   MAX_RESOURCE_LENGTH,
@@ -122,6 +123,7 @@ export {
   type StoreUnitResult,
 } from './units.js';
 export {
+  listUnusedAgents,
   type RegisterAgentInput,
   registerAgent,
   suspendAgent,
@@ -136,7 +138,7 @@ export {
 } from './usecases/cast-vote.js';
 export { completeTask } from './usecases/complete-task.js';
 export { consumeAssertion } from './usecases/consume-assertion.js';
-export type { Assertion, DomainContext, IdGenerator, RequestEvents } from './usecases/context.js';
+export type { Assertion, DomainContext, IdGenerator, OneTimeId, RequestEvents } from './usecases/context.js';
 export { deliverCredential } from './usecases/deliver-credential.js';
 export { expireReview, expireReviews } from './usecases/expire-reviews.js';
 export { getAccessRequest } from './usecases/get-access-request.js';

@@ -12,6 +12,11 @@ export interface Grant {
   readonly requestDigest: string;
   readonly issuedAt: number;
   readonly expiresAt: number;
+  /**
+   * RFC 9449 §6: when present the credential is sender-constrained to this DPoP key and an
+   * issuer that can express it must (an access token's `cnf.jkt`).
+   */
+  readonly cnf?: { readonly jkt: string };
 }
 
 export interface IssuedCredential {

@@ -8,8 +8,24 @@ export interface AgentRecord {
   readonly environment: string;
   readonly trustTier: string;
   readonly status: 'active' | 'suspended';
-  readonly publicJwk: Readonly<Record<string, unknown>>;
-  readonly jwkThumbprint: string;
+  /** Ed25519 public JWK for private-key JWT assertions; null for a workload-identity-only agent. */
+  readonly publicJwk: Readonly<Record<string, unknown>> | null;
+  readonly jwkThumbprint: string | null;
+  readonly createdAt: number;
+  /** After this time (epoch ms) the agent's tokens are refused; null: no expiry. */
+  readonly expiresAt: number | null;
+  /** Last authenticated call, recorded at most about once a minute; null: never seen. */
+  readonly lastSeenAt: number | null;
+}
+
+/**
+ * A federated workload identity bound to one agent: the token issuer and subject. A pair is
+ * bound to one agent at most (NHI9, THREATS.md B13): the store's key enforces it.
+ */
+export interface WorkloadIdentityBinding {
+  readonly issuer: string;
+  readonly subject: string;
+  readonly agentId: string;
   readonly createdAt: number;
 }
 
@@ -34,6 +50,8 @@ export interface AccessRequestRecord {
   /** Review deadline (pending requests only). */
   readonly deadlineAt: number | null;
   readonly leaseId: string | null;
+  /** RFC 9449: the DPoP key the request was made with; its lease is bound to it (`cnf.jkt`). */
+  readonly cnfJkt: string | null;
 }
 
 export type LeaseStatus = 'active' | 'revoked';
@@ -57,6 +75,8 @@ export interface LeaseRecord {
   readonly revokeReason: string | null;
   /** When the credential was handed to the agent (once). */
   readonly deliveredAt: number | null;
+  /** RFC 9449 `cnf.jkt`: the credential is usable only with a proof from this key; null: bearer. */
+  readonly cnfJkt: string | null;
 }
 
 export type ReviewerStatus = 'active' | 'removed';

@@ -15,6 +15,7 @@ import type {
   ReviewerRecord,
   SessionRecord,
   VoteRecord,
+  WorkloadIdentityBinding,
 } from './records.js';
 import type { RequestStatus } from './types.js';
 import type { StoreUnitArgs, StoreUnitName, StoreUnitResult } from './units.js';
@@ -30,6 +31,13 @@ export interface StoreTx {
   getAgentByThumbprint(thumbprint: string): Promise<AgentRecord | null>;
   /** Fails with CS_AGENT_EXISTS when the id or the key is already registered. */
   insertAgent(agent: AgentRecord): Promise<void>;
+  /** Fails with CS_IDENTITY_EXISTS when the issuer and subject are bound to an agent already. */
+  insertWorkloadIdentity(binding: WorkloadIdentityBinding): Promise<void>;
+  /** The agent an issuer's subject is bound to, with the binding, or null. */
+  getAgentByWorkloadIdentity(issuer: string, subject: string): Promise<AgentRecord | null>;
+  listWorkloadIdentities(agentId: string): Promise<WorkloadIdentityBinding[]>;
+  /** Moves last-seen forward only (never back). */
+  touchAgent(id: string, at: number): Promise<void>;
   /** Compare-and-set: true when the status changed. */
   setAgentStatus(id: string, from: AgentRecord['status'], to: AgentRecord['status']): Promise<boolean>;
 
@@ -154,6 +162,8 @@ export interface Store {
 export type ReadMethods =
   | 'getAgent'
   | 'getAgentByThumbprint'
+  | 'getAgentByWorkloadIdentity'
+  | 'listWorkloadIdentities'
   | 'getRequest'
   | 'findRequestByIdempotencyKey'
   | 'listPendingRequests'

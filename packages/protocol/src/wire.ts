@@ -13,7 +13,8 @@ export interface ErrorBody {
 export interface AccessTokenCredential {
   readonly type: 'access_token';
   readonly access_token: string;
-  readonly token_type: 'Bearer';
+  /** `DPoP` when the lease is bound to the agent's DPoP key (RFC 9449 `cnf.jkt`). */
+  readonly token_type: 'Bearer' | 'DPoP';
   readonly expires_at: string;
   readonly lease_id: string;
 }
@@ -51,4 +52,6 @@ export interface AccessRequestWire {
   readonly lease_id: string | null;
   readonly decision: DecisionWire;
   readonly credential?: AccessTokenCredential;
+  /** The approval receipt (a compact JWS), once the request is allowed after review. */
+  readonly receipt?: string;
 }

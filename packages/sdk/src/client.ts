@@ -1,23 +1,30 @@
 /**
- * A small agent client: Web APIs only (fetch, crypto via jose), no `node:*`, so it runs in
- * any JavaScript runtime. Each call signs a fresh one-time assertion (RFC 7523 shape).
+ * A small agent client: Web APIs only (fetch, Web Crypto through jose), no `node:*`, so it
+ * runs in any JavaScript runtime. Identity comes from a token source (a private key, or a
+ * platform token via a callback; a token file through `@countersign/sdk/node`); with `dpop`
+ * every call carries a DPoP proof (RFC 9449) and the leases it receives are bound to that key.
  */
-import type { AccessRequestWire } from '@countersign/protocol';
-import { importJWK, type JWK, SignJWT } from 'jose';
+import type { AccessRequestWire, AccessTokenCredential } from '@countersign/protocol';
+import type { JWK } from 'jose';
+import { DpopSigner } from './dpop.js';
+import { type AgentCredentials, privateKeySource, type TokenSource } from './token-source.js';
 
-export interface AgentCredentials {
-  /** The agent's registered id: `iss` and `sub` of every assertion. */
-  readonly agentId: string;
-  /** The agent's private JWK (Ed25519). */
-  readonly privateJwk: JWK;
-}
-
-export interface ClientOptions extends AgentCredentials {
-  /** Countersign's base URL, e.g. http://localhost:8787. */
+export interface ClientOptions {
+  /** Countersign's base URL as this agent reaches it, e.g. http://localhost:8787. */
   readonly server: string;
-  /** Audience for assertions; read from the server's RFC 8414 metadata when not given. */
+  /**
+   * Countersign's issuer (its external URL): the audience of private-key assertions and the
+   * base of every DPoP `htu`. Read from the server's RFC 8414 metadata when not given.
+   */
   readonly audience?: string;
   readonly fetch?: typeof fetch;
+  /** Where the identity token comes from. */
+  readonly tokenSource?: TokenSource;
+  /** Shorthand for `tokenSource: privateKeySource({ agentId, privateJwk })`. */
+  readonly agentId?: string;
+  readonly privateJwk?: JWK;
+  /** Send a DPoP proof with every call: `true` makes a fresh non-extractable ES256 key. */
+  readonly dpop?: boolean | DpopSigner;
 }
 
 /** An error answer from the server, with its stable code. */
@@ -30,6 +37,14 @@ export class CountersignApiError extends Error {
   ) {
     super(message);
     this.name = 'CountersignApiError';
+  }
+}
+
+/** The request was still pending when `timeoutMs` ran out; it may still be decided later. */
+export class AccessRequestTimeoutError extends Error {
+  constructor(readonly requestId: string) {
+    super(`access request ${requestId} is still pending`);
+    this.name = 'AccessRequestTimeoutError';
   }
 }
 
@@ -50,23 +65,40 @@ export interface AccessRequestParams {
   readonly ttl_seconds?: number;
 }
 
-/** Signs a one-time assertion for `audience`, valid for `lifetimeSeconds` (at most 300). */
-export async function createAssertion(
-  credentials: AgentCredentials,
-  audience: string,
-  lifetimeSeconds = 60,
-): Promise<string> {
-  const key = await importJWK(credentials.privateJwk, 'EdDSA');
-  return new SignJWT({})
-    .setProtectedHeader({ alg: 'EdDSA', typ: 'JWT' })
-    .setIssuer(credentials.agentId)
-    .setSubject(credentials.agentId)
-    .setAudience(audience)
-    .setIssuedAt()
-    .setExpirationTime(`${lifetimeSeconds}s`)
-    .setJti(crypto.randomUUID())
-    .sign(key);
+export interface RequestAccessOptions {
+  /** Give up waiting for a review after this long (default 10 minutes). */
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+  /** Defaults to a fresh UUID, so a retried call never makes a second request. */
+  readonly idempotencyKey?: string;
+  /** Called once when the request goes to review (to log its id, or tell someone). */
+  readonly onPending?: (request: AccessRequestWire) => void;
 }
+
+/** The terminal answer to one access request. */
+export type AccessResult =
+  | {
+      readonly status: 'allowed';
+      readonly requestId: string;
+      readonly taskId: string;
+      readonly leaseId: string | null;
+      /**
+       * The credential, handed over once: null only if an earlier read already received it
+       * (another process polling the same request).
+       */
+      readonly credential: AccessTokenCredential | null;
+      /** The approval receipt (after a review), verifiable offline against the JWKS. */
+      readonly receipt: string | null;
+      readonly request: AccessRequestWire;
+    }
+  | {
+      readonly status: 'denied' | 'expired' | 'withdrawn' | 'cancelled';
+      readonly requestId: string;
+      readonly taskId: string;
+      /** Why, in words: the determining policies' reasons, or what ended the review. */
+      readonly reason: string;
+      readonly request: AccessRequestWire;
+    };
 
 export interface TaskCompletion {
   readonly task_id: string;
@@ -84,47 +116,101 @@ export interface IntrospectionResponse {
   readonly jti?: string;
   readonly task_id?: string;
   readonly lease_id?: string;
+  readonly cnf?: { readonly jkt: string };
   readonly [member: string]: unknown;
 }
 
+const DEFAULT_TIMEOUT_MS = 10 * 60_000;
+/** The server holds a long poll at most this long (seconds). */
+const MAX_WAIT_SECONDS = 60;
+
+function reasonOf(request: AccessRequestWire): string {
+  switch (request.status) {
+    case 'denied':
+      return request.decision.reasons.join('; ') || 'denied by policy or by a reviewer';
+    case 'expired':
+      return 'the review deadline passed without a decision';
+    case 'withdrawn':
+      return 'the request was withdrawn';
+    case 'cancelled':
+      return 'the review was cancelled (the agent was suspended)';
+    default:
+      return request.status;
+  }
+}
+
 export class CountersignClient {
-  readonly #options: ClientOptions;
   readonly #fetch: typeof fetch;
   readonly #server: string;
+  readonly #source: TokenSource;
+  readonly #dpopOption: boolean | DpopSigner;
+  #dpop: Promise<DpopSigner> | null = null;
   #audience: string | undefined;
+  #lastTaskId: string | undefined;
 
   constructor(options: ClientOptions) {
     if (!options.server) throw new TypeError('server is required');
-    this.#options = options;
     this.#server = options.server.replace(/\/+$/, '');
     this.#fetch = options.fetch ?? fetch;
-    this.#audience = options.audience;
+    this.#audience = options.audience?.replace(/\/+$/, '');
+    if (options.tokenSource) this.#source = options.tokenSource;
+    else if (options.agentId && options.privateJwk)
+      this.#source = privateKeySource({ agentId: options.agentId, privateJwk: options.privateJwk });
+    else throw new TypeError('give a tokenSource, or agentId and privateJwk');
+    this.#dpopOption = options.dpop ?? false;
+  }
+
+  /** The DPoP signer, or null when DPoP is off. */
+  dpop(): Promise<DpopSigner> | null {
+    if (this.#dpopOption === false) return null;
+    this.#dpop ??=
+      this.#dpopOption === true ? DpopSigner.generate() : Promise.resolve(this.#dpopOption as DpopSigner);
+    return this.#dpop;
   }
 
   async audience(): Promise<string> {
     if (!this.#audience) {
-      const meta = (await this.#json('GET', '/.well-known/oauth-authorization-server', undefined, false)) as {
-        issuer: string;
-      };
-      this.#audience = meta.issuer;
+      const res = await this.#fetch(`${this.#server}/.well-known/oauth-authorization-server`, {
+        headers: { accept: 'application/json' },
+      });
+      if (!res.ok)
+        throw new CountersignApiError(res.status, `HTTP_${res.status}`, 'no server metadata', null);
+      this.#audience = ((await res.json()) as { issuer: string }).issuer.replace(/\/+$/, '');
     }
     return this.#audience;
+  }
+
+  /** Authorization (and DPoP) headers for one call to `path` on Countersign. */
+  async #authHeaders(method: string, path: string): Promise<Record<string, string>> {
+    const audience = await this.audience();
+    const token = await this.#source.token(audience);
+    const signer = await this.dpop();
+    if (!signer) return { authorization: `Bearer ${token}` };
+    // htu is the issuer URL plus the path: what the server compares it with (RFC 9449 §4.3).
+    return {
+      authorization: `DPoP ${token}`,
+      dpop: await signer.proof(method, `${audience}${path}`, token),
+    };
   }
 
   async #json(
     method: string,
     path: string,
     body?: unknown,
-    auth = true,
     headers: Record<string, string> = {},
+    signal?: AbortSignal,
   ): Promise<unknown> {
-    const h: Record<string, string> = { accept: 'application/json', ...headers };
-    if (auth) h.authorization = `Bearer ${await createAssertion(this.#options, await this.audience())}`;
+    const h: Record<string, string> = {
+      accept: 'application/json',
+      ...(await this.#authHeaders(method, path.split('?')[0]!)),
+      ...headers,
+    };
     if (body !== undefined) h['content-type'] = 'application/json';
     const res = await this.#fetch(`${this.#server}${path}`, {
       method,
       headers: h,
       body: body === undefined ? undefined : JSON.stringify(body),
+      ...(signal ? { signal } : {}),
     });
     const text = await res.text();
     let parsed: unknown = null;
@@ -145,21 +231,79 @@ export class CountersignClient {
     return parsed;
   }
 
-  /** Asks for one access. The answer carries the decision and, when allowed, the credential. */
-  requestAccess(
+  /** Submits one request and returns the server's first answer (possibly `pending`). */
+  submitAccessRequest(
     params: AccessRequestParams,
-    options: { idempotencyKey?: string } = {},
+    options: { idempotencyKey?: string; signal?: AbortSignal } = {},
   ): Promise<AccessRequestWire> {
+    this.#lastTaskId = params.intent.task_id;
     const headers: Record<string, string> = options.idempotencyKey
       ? { 'idempotency-key': options.idempotencyKey }
       : {};
-    return this.#json('POST', '/v1/access-requests', params, true, headers) as Promise<AccessRequestWire>;
+    return this.#json(
+      'POST',
+      '/v1/access-requests',
+      params,
+      headers,
+      options.signal,
+    ) as Promise<AccessRequestWire>;
   }
 
   /** Reads a request, waiting up to `waitSeconds` (max 60) for it to leave `pending`. */
-  getRequest(id: string, waitSeconds = 0): Promise<AccessRequestWire> {
+  getRequest(id: string, waitSeconds = 0, signal?: AbortSignal): Promise<AccessRequestWire> {
     const path = `/v1/access-requests/${encodeURIComponent(id)}?wait=${waitSeconds}`;
-    return this.#json('GET', path) as Promise<AccessRequestWire>;
+    return this.#json('GET', path, undefined, {}, signal) as Promise<AccessRequestWire>;
+  }
+
+  /**
+   * Asks for one access and resolves when the request is terminal: allowed (with the
+   * credential and, after a review, the receipt) or denied / expired / withdrawn / cancelled
+   * (with the reason). Rejects with AccessRequestTimeoutError when still pending after
+   * `timeoutMs` (withdraw it, or wait more with `getRequest`), and with the signal's reason
+   * when aborted.
+   */
+  async requestAccess(
+    params: AccessRequestParams,
+    options: RequestAccessOptions = {},
+  ): Promise<AccessResult> {
+    const { signal } = options;
+    signal?.throwIfAborted();
+    const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    let request = await this.submitAccessRequest(params, {
+      idempotencyKey: options.idempotencyKey ?? crypto.randomUUID(),
+      ...(signal ? { signal } : {}),
+    });
+    let credential = request.credential ?? null;
+    if (request.status === 'pending') options.onPending?.(request);
+    while (request.status === 'pending') {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new AccessRequestTimeoutError(request.id);
+      signal?.throwIfAborted();
+      request = await this.getRequest(
+        request.id,
+        Math.max(1, Math.min(MAX_WAIT_SECONDS, Math.ceil(left / 1000))),
+        signal,
+      );
+      credential = request.credential ?? credential;
+    }
+    if (request.status === 'allowed') {
+      return {
+        status: 'allowed',
+        requestId: request.id,
+        taskId: request.task_id,
+        leaseId: request.lease_id,
+        credential,
+        receipt: request.receipt ?? null,
+        request,
+      };
+    }
+    return {
+      status: request.status,
+      requestId: request.id,
+      taskId: request.task_id,
+      reason: reasonOf(request),
+      request,
+    };
   }
 
   withdraw(id: string): Promise<AccessRequestWire> {
@@ -169,16 +313,36 @@ export class CountersignClient {
     ) as Promise<AccessRequestWire>;
   }
 
-  completeTask(taskId: string): Promise<TaskCompletion> {
+  /** Completes a task (by default the last one asked for): every lease it holds is revoked. */
+  completeTask(taskId: string | undefined = this.#lastTaskId): Promise<TaskCompletion> {
+    if (!taskId) throw new TypeError('no task to complete: pass its id');
     return this.#json('POST', `/v1/tasks/${encodeURIComponent(taskId)}/complete`) as Promise<TaskCompletion>;
   }
 
-  /** RFC 7662 introspection of one of this agent's own credentials. */
+  /**
+   * Headers to present a lease to a resource server: `Authorization: DPoP <lease>` plus a
+   * proof for exactly this method and URL when the lease is DPoP-bound, Bearer otherwise.
+   */
+  async leaseHeaders(
+    credential: Pick<AccessTokenCredential, 'access_token' | 'token_type'>,
+    method: string,
+    url: string,
+  ): Promise<Record<string, string>> {
+    if (credential.token_type !== 'DPoP') return { authorization: `Bearer ${credential.access_token}` };
+    const signer = await this.dpop();
+    if (!signer) throw new TypeError('this lease is DPoP-bound but the client has no DPoP key');
+    return {
+      authorization: `DPoP ${credential.access_token}`,
+      dpop: await signer.proof(method, url, credential.access_token),
+    };
+  }
+
+  /** RFC 7662 introspection of one of this agent's own credentials (with its DPoP proof, if any). */
   async introspect(token: string): Promise<IntrospectionResponse> {
     const res = await this.#fetch(`${this.#server}/oauth/introspect`, {
       method: 'POST',
       headers: {
-        authorization: `Bearer ${await createAssertion(this.#options, await this.audience())}`,
+        ...(await this.#authHeaders('POST', '/oauth/introspect')),
         'content-type': 'application/x-www-form-urlencoded',
       },
       body: new URLSearchParams({ token }).toString(),
@@ -198,3 +362,5 @@ export class CountersignClient {
     return body;
   }
 }
+
+export type { AgentCredentials };

@@ -1,10 +1,19 @@
 export {
   type AccessRequestParams,
-  type AgentCredentials,
+  AccessRequestTimeoutError,
+  type AccessResult,
   type ClientOptions,
   CountersignApiError,
   CountersignClient,
-  createAssertion,
   type IntrospectionResponse,
+  type RequestAccessOptions,
   type TaskCompletion,
 } from './client.js';
+export { accessTokenHash, type DpopAlgorithm, type DpopKeyPair, DpopSigner } from './dpop.js';
+export {
+  type AgentCredentials,
+  callbackSource,
+  createAssertion,
+  privateKeySource,
+  type TokenSource,
+} from './token-source.js';

@@ -24,7 +24,9 @@ import { Hono } from 'hono';
 import pino from 'pino';
 import { loadCatalogFile, type ServerConfig } from './config.js';
 import { toWireError } from './errors.js';
+import { AgentIdentity } from './identity/agent-identity.js';
 import type { AgentAuthenticator } from './identity/authenticator.js';
+import { FederatedVerifier, type IssuerHealth } from './identity/federated.js';
 import { PrivateKeyJwtAuthenticator } from './identity/private-key-jwt.js';
 import { newId } from './ids.js';
 import { accessTokenIssuer } from './issuers/access-token.js';
@@ -43,6 +45,8 @@ export interface ServerDeps {
   readonly config: ServerConfig;
   readonly ctx: DomainContext;
   readonly authenticator: AgentAuthenticator;
+  /** Key availability of each trusted workload issuer (for /healthz). */
+  readonly identityHealth: () => readonly IssuerHealth[];
   readonly signingKey: SigningKey;
   readonly metrics: Metrics;
   readonly waiters: RequestWaiters;
@@ -171,11 +175,16 @@ export async function createServer(
     })}`,
     actionClasses: config.actionClasses,
   };
-  const authenticator = new PrivateKeyJwtAuthenticator({ store: rawStore, clock, audience: config.issuer });
+  const identity = new AgentIdentity({
+    clock,
+    privateKeyJwt: new PrivateKeyJwtAuthenticator({ store: rawStore, clock, audience: config.issuer }),
+    federated: config.trustedIssuers.map((t) => new FederatedVerifier(t, { store: rawStore, clock })),
+  });
   const deps: ServerDeps = {
     config,
     ctx,
-    authenticator,
+    authenticator: identity,
+    identityHealth: () => identity.health(),
     signingKey,
     metrics,
     waiters,
@@ -230,6 +239,12 @@ export async function createServer(
     },
     startBackground() {
       if (reaper) return;
+      // Fetch every trusted issuer's keys now, so /healthz knows before the first call.
+      identity
+        .prefetch()
+        .catch((error) =>
+          log.error({ err: (error as Error).message }, 'workload issuer key prefetch failed'),
+        );
       reaper = setInterval(() => {
         expireReviews({ ctx }).catch((error) =>
           log.error({ err: (error as Error).message }, 'review reaper failed'),

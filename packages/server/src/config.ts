@@ -13,6 +13,12 @@ import {
 } from '@countersign/core';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import {
+  ASYMMETRIC_ALGORITHMS,
+  defaultTokenTypes,
+  normalizeTyp,
+  type TrustedIssuerConfig,
+} from './identity/federated.js';
 
 export const CONFIG_FILE = 'countersign.yaml';
 export const DEFAULT_PORT = 8787;
@@ -31,6 +37,72 @@ const duration = z.string().transform((s, ctx) => {
 });
 
 const weight = z.number().int().min(0).max(100);
+
+const httpUrl = z
+  .url()
+  .refine((u) => /^https?:\/\//.test(u), 'an http(s) URL')
+  .refine(
+    (u) => u.startsWith('https://') || /^http:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d+)?(\/|$)/.test(u),
+    'https (plain http only to localhost)',
+  );
+
+/** One trusted workload-token issuer (docs/configuration.md, docs/identity.md). */
+const TrustedIssuerSchema = z
+  .strictObject({
+    issuer: httpUrl,
+    kind: z.enum(['oidc', 'kubernetes', 'github', 'spiffe']),
+    jwks_uri: httpUrl.optional(),
+    discovery: z.literal(true).optional(),
+    jwks: z.strictObject({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).optional(),
+    spiffe_bundle: z.string().min(1).optional(),
+    audience: z.string().min(1).max(512),
+    // RFC 8725 §3.1: an explicit allow-list; asymmetric only (no HS*, no none).
+    algorithms: z.array(z.enum(ASYMMETRIC_ALGORITHMS)).min(1),
+    token_types: z.array(z.string().min(1).nullable()).min(1).optional(),
+    subject_prefix: z.string().min(1).optional(),
+    claims: z.record(z.string().min(1), z.union([z.string(), z.array(z.string()).min(1)])).default({}),
+    namespaces: z.array(z.string().min(1)).min(1).optional(),
+    trust_domain: z
+      .string()
+      .regex(/^[a-z0-9.-]{1,255}$/, 'a SPIFFE trust domain: lowercase letters, digits, dots, dashes')
+      .optional(),
+    require_dpop: z.boolean().default(false),
+    // THREATS.md G1: 60 s by default, never more than 120 s.
+    clock_skew: duration.default(60).refine((s) => s <= 120, 'clock_skew is at most 120s'),
+    max_token_lifetime: duration.default(86_400),
+    jwks_cache: z
+      .strictObject({
+        max_age: duration.default(600),
+        cooldown: duration.default(30),
+        timeout: duration.default(5),
+      })
+      .default({ max_age: 600, cooldown: 30, timeout: 5 }),
+  })
+  .superRefine((t, ctx) => {
+    const sources = [t.jwks_uri, t.discovery, t.jwks, t.spiffe_bundle].filter((v) => v !== undefined);
+    if (sources.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'exactly one of jwks_uri, discovery, jwks or spiffe_bundle',
+      });
+    }
+    if (t.kind === 'spiffe' && !t.trust_domain)
+      ctx.addIssue({ code: 'custom', message: 'a spiffe issuer needs trust_domain' });
+    if (t.kind !== 'spiffe' && t.trust_domain)
+      ctx.addIssue({ code: 'custom', message: 'trust_domain is for spiffe issuers only' });
+    if (t.kind !== 'kubernetes' && t.namespaces)
+      ctx.addIssue({ code: 'custom', message: 'namespaces is for kubernetes issuers only' });
+    if (t.spiffe_bundle && t.kind !== 'spiffe')
+      ctx.addIssue({ code: 'custom', message: 'spiffe_bundle is for spiffe issuers only' });
+    for (const k of t.jwks?.keys ?? []) {
+      if ('d' in k || k.kty === 'oct')
+        ctx.addIssue({ code: 'custom', message: 'inline jwks must hold public keys only' });
+    }
+    for (const typ of t.token_types ?? []) {
+      if (typ !== null && ['dpop+jwt', 'countersign-receipt+jwt'].includes(normalizeTyp(typ) ?? ''))
+        ctx.addIssue({ code: 'custom', message: `token type ${typ} is never a workload token` });
+    }
+  });
 
 const ConfigSchema = z.strictObject({
   dev: z.boolean().default(false),
@@ -86,6 +158,9 @@ const ConfigSchema = z.strictObject({
     })
     .default({ resource_servers: [] }),
   reaper_interval: duration.default(5),
+  identity: z
+    .strictObject({ trusted_issuers: z.array(TrustedIssuerSchema).default([]) })
+    .default({ trusted_issuers: [] }),
   notifications: z
     .strictObject({
       webhooks: z
@@ -130,6 +205,42 @@ export interface ServerConfig {
   readonly resourceServers: ReadonlyArray<{ id: string; secretSha256: string }>;
   readonly reaperIntervalSeconds: number;
   readonly webhooks: ReadonlyArray<{ name: string; url: string; secret: string }>;
+  /** Federated workload-token issuers; empty: private-key JWT only. */
+  readonly trustedIssuers: readonly TrustedIssuerConfig[];
+}
+
+function trustedIssuer(
+  t: RawConfig['identity']['trusted_issuers'][number],
+  at: (p: string) => string,
+): TrustedIssuerConfig {
+  return {
+    issuer: t.issuer,
+    kind: t.kind,
+    keys: t.jwks_uri
+      ? { type: 'jwks_uri', url: t.jwks_uri }
+      : t.jwks
+        ? { type: 'jwks', jwks: t.jwks as never }
+        : t.spiffe_bundle
+          ? { type: 'spiffe_bundle', file: at(t.spiffe_bundle) }
+          : { type: 'discovery' },
+    audience: t.audience,
+    algorithms: t.algorithms,
+    tokenTypes: t.token_types
+      ? t.token_types.map((x) => (x === null ? null : (normalizeTyp(x) as string)))
+      : defaultTokenTypes(t.kind),
+    subjectPrefix: t.subject_prefix ?? null,
+    claims: Object.fromEntries(
+      Object.entries(t.claims).map(([k, v]) => [k, typeof v === 'string' ? [v] : v]),
+    ),
+    namespaces: t.namespaces ?? null,
+    trustDomain: t.trust_domain ?? null,
+    requireDpop: t.require_dpop,
+    clockSkewSeconds: t.clock_skew,
+    maxTokenLifetimeSeconds: t.max_token_lifetime,
+    cacheMaxAgeSeconds: t.jwks_cache.max_age,
+    cooldownSeconds: t.jwks_cache.cooldown,
+    timeoutSeconds: t.jwks_cache.timeout,
+  };
 }
 
 function mergeWeights(w: RawConfig['risk']['weights']): RiskSettings['weights'] {
@@ -173,10 +284,24 @@ export function loadConfig(options: {
   }
   const c = parsed.data;
   const at = (p: string) => (isAbsolute(p) ? p : join(options.home, p));
+  const issuer = (options.issuer ?? c.issuer ?? `http://localhost:${options.port}`).replace(/\/+$/, '');
+  const trustedIssuers = c.identity.trusted_issuers.map((t) => trustedIssuer(t, at));
+  const seen = new Set<string>();
+  for (const t of trustedIssuers) {
+    // Our own tokens (leases, receipts) must never verify as workload tokens (B6).
+    if (t.issuer.replace(/\/+$/, '') === issuer)
+      throw new CountersignError(
+        'CS_CONFIG_INVALID',
+        `${file}: a trusted issuer cannot be this server (${issuer})`,
+      );
+    if (seen.has(t.issuer))
+      throw new CountersignError('CS_CONFIG_INVALID', `${file}: trusted issuer ${t.issuer} is listed twice`);
+    seen.add(t.issuer);
+  }
   return {
     home: options.home,
     dev: options.dev ?? c.dev,
-    issuer: (options.issuer ?? c.issuer ?? `http://localhost:${options.port}`).replace(/\/+$/, ''),
+    issuer,
     sqliteFile: at(c.store.sqlite.file),
     policyDir: at(c.policies.dir),
     schemaFile: at(c.policies.schema),
@@ -200,6 +325,7 @@ export function loadConfig(options: {
     })),
     reaperIntervalSeconds: c.reaper_interval,
     webhooks: c.notifications.webhooks,
+    trustedIssuers,
   };
 }
 

@@ -9,7 +9,18 @@ export {
 } from './config.js';
 export { hashToken, newSessionToken } from './console/session.js';
 export { toWireError } from './errors.js';
-export type { AgentAuthenticator, AuthenticatedAgent } from './identity/authenticator.js';
+export { AgentIdentity } from './identity/agent-identity.js';
+export type { AgentAuthenticator, AgentCall, AuthenticatedAgent } from './identity/authenticator.js';
+export {
+  accessTokenHash,
+  DPOP_ALGORITHMS,
+  DPOP_MAX_AGE_SECONDS,
+  type DpopProofCheck,
+  normalizeHtu,
+  type VerifiedDpopProof,
+  verifyDpopProof,
+} from './identity/dpop.js';
+export { FederatedVerifier, type IssuerHealth, type TrustedIssuerConfig } from './identity/federated.js';
 export {
   ASSERTION_ALGORITHMS,
   CLOCK_SKEW_SECONDS,

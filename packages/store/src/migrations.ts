@@ -220,6 +220,78 @@ export const MIGRATIONS: readonly Migration[] = [
         .compile(),
     ],
   },
+  {
+    version: 4,
+    name: 'workload identity',
+    statements: (db) => [
+      // Agents may now authenticate with a federated workload identity only, without a key:
+      // the key columns become nullable. Neither SQLite nor a portable ALTER can drop NOT NULL,
+      // so the table is rebuilt (copy, drop, rename), which both dialects compile alike.
+      db.schema
+        .createTable('agents_v4')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('owner', 'text', (c) => c.notNull())
+        .addColumn('boundary', 'text', (c) => c.notNull())
+        .addColumn('environment', 'text', (c) => c.notNull())
+        .addColumn('trust_tier', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('public_jwk', 'text')
+        // One key, one agent (NHI9); several keyless agents are fine (NULLs are distinct).
+        .addColumn('jwk_thumbprint', 'text', (c) => c.unique())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint')
+        .addColumn('last_seen_at', 'bigint')
+        .compile(),
+      db
+        .insertInto('agents_v4')
+        .columns([
+          'id',
+          'owner',
+          'boundary',
+          'environment',
+          'trust_tier',
+          'status',
+          'public_jwk',
+          'jwk_thumbprint',
+          'created_at',
+        ])
+        .expression(
+          db
+            .selectFrom('agents')
+            .select([
+              'id',
+              'owner',
+              'boundary',
+              'environment',
+              'trust_tier',
+              'status',
+              'public_jwk',
+              'jwk_thumbprint',
+              'created_at',
+            ]),
+        )
+        .compile(),
+      db.schema.dropTable('agents').compile(),
+      db.schema.alterTable('agents_v4').renameTo('agents').compile(),
+      db.schema
+        .createTable('workload_identities')
+        .addColumn('issuer', 'text', (c) => c.notNull())
+        .addColumn('subject', 'text', (c) => c.notNull())
+        .addColumn('agent_id', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        // One workload identity, one agent (NHI9, THREATS.md B13): the key refuses a second binding.
+        .addPrimaryKeyConstraint('workload_identities_pk', ['issuer', 'subject'])
+        .compile(),
+      db.schema
+        .createIndex('workload_identities_agent')
+        .on('workload_identities')
+        .column('agent_id')
+        .compile(),
+      // RFC 9449: the DPoP key a request was made with, and the key its lease is bound to.
+      db.schema.alterTable('access_requests').addColumn('cnf_jkt', 'text').compile(),
+      db.schema.alterTable('leases').addColumn('cnf_jkt', 'text').compile(),
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -8,10 +8,13 @@ export interface Database {
     environment: string;
     trust_tier: string;
     status: string;
-    public_jwk: string;
-    jwk_thumbprint: string;
+    public_jwk: string | null;
+    jwk_thumbprint: string | null;
     created_at: number;
+    expires_at: number | null;
+    last_seen_at: number | null;
   };
+  workload_identities: { issuer: string; subject: string; agent_id: string; created_at: number };
   token_ids: { issuer: string; token_id: string; expires_at: number };
   access_requests: {
     id: string;
@@ -30,6 +33,7 @@ export interface Database {
     decided_at: number | null;
     deadline_at: number | null;
     lease_id: string | null;
+    cnf_jkt: string | null;
   };
   leases: {
     id: string;
@@ -47,6 +51,7 @@ export interface Database {
     revoked_at: number | null;
     revoke_reason: string | null;
     delivered_at: number | null;
+    cnf_jkt: string | null;
   };
   reviewers: {
     id: string;

@@ -19,6 +19,7 @@ import {
   type SessionRecord,
   type StoreTx,
   type VoteRecord,
+  type WorkloadIdentityBinding,
 } from '@countersign/core';
 import type { Kysely, Selectable } from 'kysely';
 import { type Executor, UniqueViolation } from './executor.js';
@@ -37,9 +38,11 @@ function toAgent(r: Row<'agents'>): AgentRecord {
     environment: r.environment,
     trustTier: r.trust_tier,
     status: r.status as AgentRecord['status'],
-    publicJwk: JSON.parse(r.public_jwk),
+    publicJwk: r.public_jwk === null ? null : JSON.parse(r.public_jwk),
     jwkThumbprint: r.jwk_thumbprint,
     createdAt: num(r.created_at),
+    expiresAt: numOrNull(r.expires_at),
+    lastSeenAt: numOrNull(r.last_seen_at),
   };
 }
 
@@ -61,6 +64,7 @@ function toRequest(r: Row<'access_requests'>): AccessRequestRecord {
     decidedAt: numOrNull(r.decided_at),
     deadlineAt: numOrNull(r.deadline_at),
     leaseId: r.lease_id,
+    cnfJkt: r.cnf_jkt ?? null,
   };
 }
 
@@ -81,6 +85,7 @@ function toLease(r: Row<'leases'>): LeaseRecord {
     revokedAt: numOrNull(r.revoked_at),
     revokeReason: r.revoke_reason,
     deliveredAt: numOrNull(r.delivered_at),
+    cnfJkt: r.cnf_jkt ?? null,
   };
 }
 
@@ -204,9 +209,11 @@ export class SqlTx implements StoreTx {
             environment: a.environment,
             trust_tier: a.trustTier,
             status: a.status,
-            public_jwk: JSON.stringify(a.publicJwk),
+            public_jwk: a.publicJwk === null ? null : JSON.stringify(a.publicJwk),
             jwk_thumbprint: a.jwkThumbprint,
             created_at: a.createdAt,
+            expires_at: a.expiresAt,
+            last_seen_at: a.lastSeenAt,
           })
           .compile(),
       );
@@ -218,6 +225,67 @@ export class SqlTx implements StoreTx {
       }
       throw error;
     }
+  }
+
+  async insertWorkloadIdentity(b: WorkloadIdentityBinding) {
+    try {
+      await this.exec.run(
+        this.db
+          .insertInto('workload_identities')
+          .values({ issuer: b.issuer, subject: b.subject, agent_id: b.agentId, created_at: b.createdAt })
+          .compile(),
+      );
+    } catch (error) {
+      if (error instanceof UniqueViolation) {
+        throw new CountersignError(
+          'CS_IDENTITY_EXISTS',
+          `the workload identity ${b.subject} of ${b.issuer} is already bound to an agent`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  }
+
+  async getAgentByWorkloadIdentity(issuer: string, subject: string) {
+    const r = await this.one<'agents'>(
+      this.db
+        .selectFrom('workload_identities as w')
+        .innerJoin('agents as a', 'a.id', 'w.agent_id')
+        .selectAll('a')
+        .where('w.issuer', '=', issuer)
+        .where('w.subject', '=', subject),
+    );
+    return r ? toAgent(r) : null;
+  }
+
+  async listWorkloadIdentities(agentId: string) {
+    const rows = await this.exec.all<Row<'workload_identities'>>(
+      this.db
+        .selectFrom('workload_identities')
+        .selectAll()
+        .where('agent_id', '=', agentId)
+        .orderBy('issuer')
+        .orderBy('subject')
+        .compile(),
+    );
+    return rows.map((r) => ({
+      issuer: r.issuer,
+      subject: r.subject,
+      agentId: r.agent_id,
+      createdAt: num(r.created_at),
+    }));
+  }
+
+  async touchAgent(id: string, at: number) {
+    await this.exec.run(
+      this.db
+        .updateTable('agents')
+        .set({ last_seen_at: at })
+        .where('id', '=', id)
+        .where((eb) => eb.or([eb('last_seen_at', 'is', null), eb('last_seen_at', '<', at)]))
+        .compile(),
+    );
   }
 
   async setAgentStatus(id: string, from: AgentRecord['status'], to: AgentRecord['status']) {
@@ -292,6 +360,7 @@ export class SqlTx implements StoreTx {
             decided_at: x.decidedAt,
             deadline_at: x.deadlineAt,
             lease_id: x.leaseId,
+            cnf_jkt: x.cnfJkt,
           })
           .compile(),
       );
@@ -356,6 +425,7 @@ export class SqlTx implements StoreTx {
           revoked_at: l.revokedAt,
           revoke_reason: l.revokeReason,
           delivered_at: l.deliveredAt,
+          cnf_jkt: l.cnfJkt,
         })
         .compile(),
     );

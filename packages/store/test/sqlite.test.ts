@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runUnit, verifyAuditChain } from '@countersign/core';
 import Database from 'better-sqlite3';
+import { DummyDriver, Kysely, SqliteAdapter, SqliteIntrospector, SqliteQueryCompiler } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SCHEMA_VERSION, SqliteStore } from '../src/index.js';
+import { MIGRATIONS, SCHEMA_VERSION, SqliteStore } from '../src/index.js';
 
 let n = 0;
 const ids = { next: (p: string) => `${p}_${process.pid}_${++n}` };
@@ -41,7 +42,12 @@ describe('SQLite adapter', () => {
       await tx.consumeTokenId('agent', 'jti-crash', 10);
     });
     const neighbours = Array.from({ length: 10 }, (_, i) =>
-      runUnit(store, 'consumeAssertion', { issuer: 'agent', tokenId: `jti-${i}`, expiresAt: 10 }),
+      runUnit(store, 'consumeAssertion', {
+        agentId: 'agent',
+        oneTimeIds: [{ namespace: 'jwt-bearer:agent', id: `jti-${i}`, expiresAt: 10 }],
+        seenAt: null,
+        dpopJkt: null,
+      }),
     );
     const outcomes = await Promise.allSettled([crashing, ...neighbours]);
     for (const o of outcomes) {
@@ -59,7 +65,12 @@ describe('SQLite adapter', () => {
     expect(verifyAuditChain(events)).toMatchObject({ ok: true, count: 2 });
     expect(events.map((e) => e.type)).toEqual(['before', 'after']);
     expect(
-      await runUnit(store, 'consumeAssertion', { issuer: 'agent', tokenId: 'jti-0', expiresAt: 10 }),
+      await runUnit(store, 'consumeAssertion', {
+        agentId: 'agent',
+        oneTimeIds: [{ namespace: 'jwt-bearer:agent', id: 'jti-0', expiresAt: 10 }],
+        seenAt: null,
+        dpopJkt: null,
+      }),
     ).toBe(undefined);
     await store.close();
   });
@@ -118,5 +129,68 @@ describe('SQLite adapter', () => {
     const db = new Database(file);
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
     db.close();
+  });
+
+  it('B13 migration 4 keeps existing agents and their keys, makes keys optional and binds each workload identity once', async () => {
+    // A database as version 3 left it, with one key-registered agent.
+    const k = new Kysely<any>({
+      dialect: {
+        createAdapter: () => new SqliteAdapter(),
+        createDriver: () => new DummyDriver(),
+        createIntrospector: (db) => new SqliteIntrospector(db),
+        createQueryCompiler: () => new SqliteQueryCompiler(),
+      },
+    });
+    const db = new Database(file);
+    for (const m of MIGRATIONS.filter((x) => x.version <= 3)) {
+      for (const stmt of m.statements(k)) db.prepare(stmt.sql).run(...(stmt.parameters as unknown[]));
+    }
+    db.prepare("INSERT INTO meta (key, value) VALUES ('schema_version', '3')").run();
+    db.prepare(
+      "INSERT INTO agents (id, owner, boundary, environment, trust_tier, status, public_jwk, jwk_thumbprint, created_at) VALUES ('old-bot', 'app', 'acme', 'production', 'standard', 'active', '{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"abc\"}', 'tp-1', 5)",
+    ).run();
+    db.close();
+
+    const store = SqliteStore.open({ file, ids });
+    const old = await store.read((tx) => tx.getAgent('old-bot'));
+    expect(old).toMatchObject({
+      id: 'old-bot',
+      publicJwk: { kty: 'OKP', crv: 'Ed25519', x: 'abc' },
+      jwkThumbprint: 'tp-1',
+      createdAt: 5,
+      expiresAt: null,
+      lastSeenAt: null,
+    });
+    const keyless = { ...old!, id: 'k8s-bot', publicJwk: null, jwkThumbprint: null };
+    await store.transaction(async (tx) => {
+      await tx.insertAgent(keyless);
+      await tx.insertAgent({ ...keyless, id: 'k8s-bot-2' });
+      await tx.insertWorkloadIdentity({
+        issuer: 'https://k8s',
+        subject: 's',
+        agentId: 'k8s-bot',
+        createdAt: 1,
+      });
+    });
+    await expect(
+      store.transaction((tx) =>
+        tx.insertWorkloadIdentity({
+          issuer: 'https://k8s',
+          subject: 's',
+          agentId: 'k8s-bot-2',
+          createdAt: 2,
+        }),
+      ),
+    ).rejects.toMatchObject({ code: 'CS_IDENTITY_EXISTS' });
+    await expect(
+      store.transaction((tx) => tx.insertAgent({ ...old!, id: 'copy-bot' })),
+    ).rejects.toMatchObject({
+      code: 'CS_AGENT_EXISTS',
+    });
+    expect((await store.read((tx) => tx.getAgentByWorkloadIdentity('https://k8s', 's')))?.id).toBe('k8s-bot');
+    await store.transaction((tx) => tx.touchAgent('k8s-bot', 100));
+    await store.transaction((tx) => tx.touchAgent('k8s-bot', 50));
+    expect((await store.read((tx) => tx.getAgent('k8s-bot')))?.lastSeenAt).toBe(100);
+    await store.close();
   });
 });

@@ -69,6 +69,7 @@ function request(id: string, overrides: Partial<AccessRequestRecord> = {}): Acce
     decidedAt: null,
     deadlineAt: 1000,
     leaseId: null,
+    cnfJkt: null,
     ...overrides,
   };
 }
@@ -89,6 +90,7 @@ function lease(id: string, requestId: string, overrides: Partial<LeaseRecord> = 
     status: 'active',
     revokedAt: null,
     revokeReason: null,
+    cnfJkt: null,
     deliveredAt: 1,
     ...overrides,
   };
@@ -124,6 +126,60 @@ for (const adapter of adapters) {
       );
       expect(results.filter(Boolean)).toHaveLength(1);
       expect(await store.transaction((tx) => tx.consumeTokenId('agent-2', 'jti-1', 10))).toBe(true);
+    });
+
+    it('B13 a workload identity binds one agent, even under 16 concurrent registrations; keyless agents coexist', async () => {
+      const agent = (id: string) => ({
+        id,
+        owner: 'o',
+        boundary: 'b',
+        environment: 'production',
+        trustTier: 'standard',
+        status: 'active' as const,
+        publicJwk: null,
+        jwkThumbprint: null,
+        createdAt: 1,
+        expiresAt: null,
+        lastSeenAt: null,
+      });
+      const results = await Promise.allSettled(
+        Array.from({ length: 16 }, (_, i) =>
+          store.transaction(async (tx) => {
+            await tx.insertAgent(agent(`bot-${i}`));
+            await tx.insertWorkloadIdentity({
+              issuer: 'https://k8s',
+              subject: 'sa',
+              agentId: `bot-${i}`,
+              createdAt: 1,
+            });
+          }),
+        ),
+      );
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      for (const r of results.filter((x) => x.status === 'rejected')) {
+        expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'CS_IDENTITY_EXISTS' });
+      }
+      // The losers rolled back whole: their agent rows are gone too.
+      expect(await store.listAgents()).toHaveLength(1);
+      const winner = (await store.listAgents())[0]!.id;
+      expect((await store.read((tx) => tx.getAgentByWorkloadIdentity('https://k8s', 'sa')))?.id).toBe(winner);
+      expect(await store.read((tx) => tx.getAgentByWorkloadIdentity('https://k8s', 'other'))).toBeNull();
+      expect(await store.read((tx) => tx.listWorkloadIdentities(winner))).toEqual([
+        { issuer: 'https://k8s', subject: 'sa', agentId: winner, createdAt: 1 },
+      ]);
+      await store.transaction((tx) => tx.insertAgent(agent('keyless-2')));
+      await store.transaction((tx) => tx.touchAgent('keyless-2', 100));
+      await store.transaction((tx) => tx.touchAgent('keyless-2', 40));
+      expect((await store.read((tx) => tx.getAgent('keyless-2')))?.lastSeenAt).toBe(100);
+    });
+
+    it('B8 the DPoP binding round-trips on requests and leases', async () => {
+      await store.transaction(async (tx) => {
+        await tx.insertRequest(request('r9', { status: 'allowed', cnfJkt: 'jkt-1' }));
+        await tx.insertLease(lease('l9', 'r9', { cnfJkt: 'jkt-1' }));
+      });
+      expect((await store.read((tx) => tx.getRequest('r9')))?.cnfJkt).toBe('jkt-1');
+      expect((await store.read((tx) => tx.getLease('l9')))?.cnfJkt).toBe('jkt-1');
     });
 
     it('INV-3 one lease per request: a second lease for the same request fails the whole unit', async () => {
@@ -234,9 +290,16 @@ for (const adapter of adapters) {
       publicJwk: { kty: 'OKP' },
       jwkThumbprint: `tp-${id}`,
       createdAt: 1,
+      expiresAt: null,
+      lastSeenAt: null,
     });
     const commitArgs = (id: string, jti: string, withLease: boolean): CommitAccessRequestArgs => ({
-      assertion: { issuer: 'agent-1', tokenId: jti, expiresAt: 10_000 },
+      assertion: {
+        agentId: 'agent-1',
+        oneTimeIds: [{ namespace: 'jwt-bearer:agent-1', id: jti, expiresAt: 10_000 }],
+        seenAt: null,
+        dpopJkt: null,
+      },
       record: request(id, {
         status: withLease ? 'allowed' : 'pending',
         leaseId: withLease ? `l-${id}` : null,
@@ -287,7 +350,9 @@ for (const adapter of adapters) {
         code: 'CS_AGENT_SUSPENDED',
       });
       expect(await store.read((tx) => tx.getLease('l-r3'))).toBeNull();
-      expect(await store.transaction((tx) => tx.consumeTokenId('agent-1', 'jti-3', 10))).toBe(true);
+      expect(await store.transaction((tx) => tx.consumeTokenId('jwt-bearer:agent-1', 'jti-3', 10))).toBe(
+        true,
+      );
     });
 
     it('I3 named and closure units interleaved in group commits keep one chain; failures roll back alone', async () => {

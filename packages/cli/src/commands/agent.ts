@@ -1,6 +1,12 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CountersignError, registerAgent, suspendAgent } from '@countersign/core';
+import {
+  CountersignError,
+  listUnusedAgents,
+  parseDuration,
+  registerAgent,
+  suspendAgent,
+} from '@countersign/core';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { openLocal } from '../local.js';
 
@@ -14,6 +20,11 @@ export interface AgentAddOptions {
   readonly env: string;
   readonly trustTier?: string;
   readonly publicKey?: string;
+  /** Federated workload identity (issuer + subject); without --public-key no key is generated. */
+  readonly workloadIssuer?: string;
+  readonly workloadSubject?: string;
+  /** A duration (`90d`, `12h`) after which the agent's tokens are refused. */
+  readonly expires?: string;
 }
 
 function readPublicJwk(file: string): JWK {
@@ -45,28 +56,41 @@ export function keyFileName(agentId: string): string {
   return `${agentId.replace(/[^A-Za-z0-9._-]+/g, '_')}.jwk`;
 }
 
-/** Registers an agent; generates its key pair when no public key is given. */
+/**
+ * Registers an agent. With a workload identity and no public key the agent authenticates with
+ * its platform's tokens only; with neither, its Ed25519 key pair is generated here.
+ */
 export async function agentAdd(
   options: AgentAddOptions,
-): Promise<{ id: string; keyFile: string | null; thumbprint: string }> {
-  let publicJwk: JWK;
+): Promise<{ id: string; keyFile: string | null; thumbprint: string | null; expiresAt: number | null }> {
+  if ((options.workloadIssuer === undefined) !== (options.workloadSubject === undefined)) {
+    throw new CountersignError('CS_INVALID_REQUEST', '--workload-issuer and --workload-subject go together');
+  }
+  const workload = options.workloadIssuer
+    ? [{ issuer: options.workloadIssuer, subject: options.workloadSubject! }]
+    : [];
+  let publicJwk: JWK | null = null;
   let privateJwk: JWK | null = null;
   if (options.publicKey) {
     publicJwk = readPublicJwk(options.publicKey);
-  } else {
+  } else if (workload.length === 0) {
     const pair = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
     privateJwk = await exportJWK(pair.privateKey);
     publicJwk = { kty: 'OKP', crv: 'Ed25519', x: privateJwk.x! };
   }
-  const thumbprint = await calculateJwkThumbprint(publicJwk);
+  const thumbprint = publicJwk ? await calculateJwkThumbprint(publicJwk) : null;
+  const expiresInSeconds = options.expires === undefined ? null : parseDuration(options.expires);
   const keyFile = privateJwk ? join(options.home, 'agents', keyFileName(options.id)) : null;
   if (keyFile && existsSync(keyFile)) {
     throw new CountersignError('CS_AGENT_EXISTS', `a key file already exists at ${keyFile}`);
   }
   const local = await openLocal(options.home);
+  let expiresAt: number | null = null;
   try {
+    const ctx = local.deps.ctx;
+    expiresAt = expiresInSeconds === null ? null : ctx.clock.now() + expiresInSeconds * 1000;
     await registerAgent({
-      ctx: local.deps.ctx,
+      ctx,
       actor: OPERATOR,
       input: {
         id: options.id,
@@ -76,6 +100,8 @@ export async function agentAdd(
         ...(options.trustTier ? { trustTier: options.trustTier } : {}),
         publicJwk,
         jwkThumbprint: thumbprint,
+        workloadIdentities: workload,
+        expiresAt,
       },
     });
   } finally {
@@ -92,13 +118,34 @@ export async function agentAdd(
     );
     chmodSync(keyFile, 0o600);
   }
-  return { id: options.id, keyFile, thumbprint };
+  return { id: options.id, keyFile, thumbprint, expiresAt };
 }
 
+/** Every agent with its workload identity bindings. */
 export async function agentList(home: string) {
   const local = await openLocal(home);
   try {
-    return await local.deps.ctx.store.listAgents();
+    const store = local.deps.ctx.store;
+    const agents = await store.listAgents();
+    return await Promise.all(
+      agents.map(async (a) => ({
+        ...a,
+        workloadIdentities: (await store.read((tx) => tx.listWorkloadIdentities(a.id))).map((b) => ({
+          issuer: b.issuer,
+          subject: b.subject,
+        })),
+      })),
+    );
+  } finally {
+    await local.close();
+  }
+}
+
+/** Agents with no authenticated call for `days` days (NHI1: offboarding candidates). */
+export async function agentUnused(home: string, days: number) {
+  const local = await openLocal(home);
+  try {
+    return await listUnusedAgents({ ctx: local.deps.ctx, input: { days } });
   } finally {
     await local.close();
   }

@@ -31,7 +31,7 @@ export async function demoCommand(options: { home: string; server: string }): Pr
   const task = `demo-${Date.now()}`;
 
   say('\n1) routine read of internal staging data');
-  const read = await client.requestAccess({
+  const read = await client.submitAccessRequest({
     action: 'read',
     resource: 'postgres://staging/app/orders',
     intent: { purpose: 'Reconcile yesterday’s orders against invoices', task_id: task },
@@ -58,7 +58,7 @@ export async function demoCommand(options: { home: string; server: string }): Pr
   say(`   introspection: active=${(await client.introspect(token)).active}`);
 
   say('\n2) export of the production signing key (owned by team security)');
-  const exp = await client.requestAccess({
+  const exp = await client.submitAccessRequest({
     action: 'export',
     resource: 'secret://kms/prod-signing-key',
     intent: { purpose: 'Back up the signing key', task_id: task },
@@ -67,7 +67,7 @@ export async function demoCommand(options: { home: string; server: string }): Pr
   for (const reason of exp.decision.reasons) say(`   reason: ${reason}`);
 
   say('\n3) production write to billing invoices');
-  const write = await client.requestAccess({
+  const write = await client.submitAccessRequest({
     action: 'write',
     resource: 'postgres://prod/billing/invoices',
     // Its own task, so that it stays pending for a reviewer after the read task completes.

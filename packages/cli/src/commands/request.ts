@@ -37,7 +37,7 @@ export async function requestCommand(options: RequestOptions): Promise<Record<st
     context: options.env ? { environment: options.env } : {},
     ...(options.ttl !== undefined ? { ttl_seconds: options.ttl } : {}),
   };
-  let answer = await client.requestAccess(params);
+  let answer = await client.submitAccessRequest(params);
   let remaining = options.wait ?? 0;
   while (answer.status === 'pending' && remaining > 0) {
     const step = Math.min(60, remaining);

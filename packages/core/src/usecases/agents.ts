@@ -1,6 +1,6 @@
 import type { AuditActor } from '../audit.js';
 import { CountersignError } from '../errors.js';
-import type { AgentRecord } from '../records.js';
+import type { AgentRecord, WorkloadIdentityBinding } from '../records.js';
 import type { DomainContext } from './context.js';
 import { enqueueReviewNotification } from './notify.js';
 
@@ -30,11 +30,36 @@ export interface RegisterAgentInput {
   readonly boundary: string;
   readonly environment: string;
   readonly trustTier?: string;
-  readonly publicJwk: Readonly<Record<string, unknown>>;
-  readonly jwkThumbprint: string;
+  /** Ed25519 public JWK for private-key JWT assertions; omit for a workload-identity-only agent. */
+  readonly publicJwk?: Readonly<Record<string, unknown>> | null;
+  readonly jwkThumbprint?: string | null;
+  /** Federated workload identities (issuer + subject) this agent authenticates as. */
+  readonly workloadIdentities?: ReadonlyArray<{ readonly issuer: string; readonly subject: string }>;
+  /** Epoch ms after which the agent's tokens are refused. */
+  readonly expiresAt?: number | null;
 }
 
-/** Registers an agent. One key belongs to one agent only (NHI9: no identity reuse). */
+const ISSUER_URL = /^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/;
+const SUBJECT = /^[\x21-\x7e]{1,512}$/;
+
+function validateBinding(b: { issuer: string; subject: string }): { issuer: string; subject: string } {
+  if (!ISSUER_URL.test(b.issuer) || b.issuer.length > 512) {
+    throw new CountersignError('CS_INVALID_IDENTIFIER', 'a workload issuer must be an http(s) URL');
+  }
+  // Printable ASCII only: a subject is compared byte for byte, so no look-alikes (D3).
+  if (!SUBJECT.test(b.subject)) {
+    throw new CountersignError(
+      'CS_INVALID_IDENTIFIER',
+      'a workload subject must be 1-512 printable ASCII characters without spaces',
+    );
+  }
+  return { issuer: b.issuer, subject: b.subject };
+}
+
+/**
+ * Registers an agent. One key and one workload identity belong to one agent only (NHI9,
+ * THREATS.md B13: no identity reuse): the store's unique keys refuse a second registration.
+ */
 export async function registerAgent({
   ctx,
   input,
@@ -52,12 +77,32 @@ export async function registerAgent({
     environment: validateName('environment', input.environment),
     trustTier: validateName('trust tier', input.trustTier ?? 'standard'),
     status: 'active',
-    publicJwk: input.publicJwk,
-    jwkThumbprint: input.jwkThumbprint,
+    publicJwk: input.publicJwk ?? null,
+    jwkThumbprint: input.jwkThumbprint ?? null,
     createdAt: now,
+    expiresAt: input.expiresAt ?? null,
+    lastSeenAt: null,
   };
+  if ((agent.publicJwk === null) !== (agent.jwkThumbprint === null)) {
+    throw new TypeError('publicJwk and jwkThumbprint go together');
+  }
+  if (agent.expiresAt !== null && agent.expiresAt <= now) {
+    throw new CountersignError('CS_INVALID_REQUEST', 'the agent expiry must be in the future');
+  }
+  const bindings: WorkloadIdentityBinding[] = (input.workloadIdentities ?? []).map((b) => ({
+    ...validateBinding(b),
+    agentId: agent.id,
+    createdAt: now,
+  }));
+  if (agent.publicJwk === null && bindings.length === 0) {
+    throw new CountersignError(
+      'CS_INVALID_REQUEST',
+      'an agent needs a public key or at least one workload identity to authenticate with',
+    );
+  }
   await ctx.store.transaction(async (tx) => {
     await tx.insertAgent(agent);
+    for (const binding of bindings) await tx.insertWorkloadIdentity(binding);
     await tx.appendAudit(
       {
         type: 'agent.added',
@@ -68,6 +113,8 @@ export async function registerAgent({
           boundary: agent.boundary,
           environment: agent.environment,
           key_thumbprint: agent.jwkThumbprint,
+          workload_identities: bindings.map((b) => ({ issuer: b.issuer, subject: b.subject })),
+          expires_at: agent.expiresAt === null ? null : new Date(agent.expiresAt).toISOString(),
         },
       },
       now,
@@ -136,4 +183,26 @@ export async function suspendAgent({
   });
   for (const id of result.cancelledRequests) ctx.events.requestChanged(id);
   return { revokedLeases: result.revokedLeases, cancelledRequests: result.cancelledRequests.length };
+}
+
+/**
+ * Agents with no authenticated call for `days` days (never-seen agents count from their
+ * registration): the candidates for offboarding (NHI1). Last-seen is recorded at most about
+ * once a minute, so the answer is exact to the minute.
+ */
+export async function listUnusedAgents({
+  ctx,
+  input,
+}: {
+  ctx: DomainContext;
+  input: { days: number };
+}): Promise<Array<AgentRecord & { idleSince: number }>> {
+  if (!Number.isFinite(input.days) || input.days < 0) {
+    throw new CountersignError('CS_INVALID_REQUEST', 'days must be a non-negative number');
+  }
+  const cutoff = ctx.clock.now() - input.days * 86_400_000;
+  return (await ctx.store.listAgents())
+    .map((a) => ({ ...a, idleSince: a.lastSeenAt ?? a.createdAt }))
+    .filter((a) => a.idleSince <= cutoff)
+    .sort((a, b) => a.idleSince - b.idleSince);
 }

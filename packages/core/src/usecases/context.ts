@@ -42,9 +42,32 @@ export interface DomainContext {
   readonly actionClasses: Readonly<Record<string, string>>;
 }
 
-/** A verified one-time agent assertion, consumed in the same unit of work as its effect. */
-export interface Assertion {
-  readonly issuer: string;
-  readonly tokenId: string;
+/**
+ * A value that may be used once: a private-key assertion's `jti` or a DPoP proof's `jti`.
+ * `namespace` keeps sources apart (`jwt-bearer:<agent id>`, `dpop:<key thumbprint>`), so an
+ * id from one source can never collide with, or pre-empt, an id from another.
+ */
+export interface OneTimeId {
+  readonly namespace: string;
+  readonly id: string;
+  /** Until when a replay could still verify (epoch ms); the record may be pruned after. */
   readonly expiresAt: number;
+}
+
+/**
+ * What authenticated one agent call, consumed in the same unit of work as the call's effect.
+ * A private-key assertion is one-time; a federated workload token (Kubernetes, GitHub, OIDC)
+ * is legitimately reused for its lifetime, so it brings no one-time id of its own; a DPoP
+ * proof always does. `oneTimeIds` is exactly what must be consumed: it may be empty.
+ */
+export interface Assertion {
+  readonly agentId: string;
+  readonly oneTimeIds: readonly OneTimeId[];
+  /**
+   * When set, the unit of work also records the agent as seen at this time. The authenticator
+   * sets it at most once a minute per agent, so last-seen costs no extra commit.
+   */
+  readonly seenAt: number | null;
+  /** RFC 9449: the JWK thumbprint of the DPoP key this call proved possession of, or null. */
+  readonly dpopJkt: string | null;
 }

@@ -14,13 +14,19 @@ export async function deliverCredential({
   input,
 }: {
   ctx: DomainContext;
-  input: { request: AccessRequestRecord };
+  /**
+   * `presenterJkt`: the DPoP key the reading call proved (RFC 9449), or null. A DPoP-bound
+   * lease is handed only to a read that proves its key, so whoever holds a stolen workload
+   * token cannot even use up the one delivery (B8).
+   */
+  input: { request: AccessRequestRecord; presenterJkt?: string | null };
 }): Promise<Readonly<Record<string, unknown>> | null> {
   const { request } = input;
   if (request.status !== 'allowed' || request.leaseId === null) return null;
   const lease = await ctx.store.read((tx) => tx.getLease(request.leaseId!));
   if (!lease || lease.deliveredAt !== null || lease.status !== 'active' || lease.expiresAt <= ctx.clock.now())
     return null;
+  if (lease.cnfJkt !== null && (input.presenterJkt ?? null) !== lease.cnfJkt) return null;
   const issued = await ctx.issuer.issue(grantOfLease(lease, request));
   if (issued.fingerprint !== lease.fingerprint) {
     throw new CountersignError(

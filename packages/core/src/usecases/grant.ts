@@ -7,7 +7,7 @@ export function grantFor(
   ctx: DomainContext,
   request: Pick<
     AccessRequestRecord,
-    'id' | 'agentId' | 'taskId' | 'action' | 'resource' | 'digest' | 'decision'
+    'id' | 'agentId' | 'taskId' | 'action' | 'resource' | 'digest' | 'decision' | 'cnfJkt'
   >,
   audience: string,
   issuedAt: number,
@@ -28,6 +28,7 @@ export function grantFor(
     requestDigest: request.digest,
     issuedAt,
     expiresAt: issuedAt + ttl * 1000,
+    ...(request.cnfJkt ? { cnf: { jkt: request.cnfJkt } } : {}),
   };
 }
 
@@ -44,5 +45,6 @@ export function grantOfLease(lease: LeaseRecord, request: AccessRequestRecord): 
     requestDigest: request.digest,
     issuedAt: lease.issuedAt,
     expiresAt: lease.expiresAt,
+    ...(lease.cnfJkt ? { cnf: { jkt: lease.cnfJkt } } : {}),
   };
 }

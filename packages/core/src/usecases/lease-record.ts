@@ -25,6 +25,7 @@ export function leaseRecordFor(
     revokedAt: null,
     revokeReason: null,
     deliveredAt,
+    cnfJkt: grant.cnf?.jkt ?? null,
   };
 }
 
@@ -47,6 +48,7 @@ export async function recordLease(
         fingerprint: lease.fingerprint,
         audience: lease.audience,
         expires_at: new Date(lease.expiresAt).toISOString(),
+        ...(lease.cnfJkt ? { cnf_jkt: lease.cnfJkt } : {}),
       },
     },
     now,

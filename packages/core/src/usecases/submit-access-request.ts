@@ -140,6 +140,7 @@ export async function submitAccessRequest({
         resource: resource.uri,
         digest,
         decision,
+        cnfJkt: input.assertion.dpopJkt,
       },
       facts.audience,
       now,
@@ -167,6 +168,7 @@ export async function submitAccessRequest({
     decidedAt: decision.outcome === 'review' ? null : now,
     deadlineAt: decision.outcome === 'review' ? now + decision.obligations.deadlineSeconds * 1000 : null,
     leaseId: lease?.id ?? null,
+    cnfJkt: input.assertion.dpopJkt,
   };
 
   const checkpoint = { type: 'system', id: 'checkpoint' } as const;

@@ -6,7 +6,7 @@
  */
 import { type AgentRecord, type Clock, CountersignError, type Store } from '@countersign/core';
 import { decodeJwt, decodeProtectedHeader, importJWK, errors as joseErrors, jwtVerify } from 'jose';
-import type { AgentAuthenticator, AuthenticatedAgent } from './authenticator.js';
+import type { TokenVerifier, VerifiedWorkload } from './authenticator.js';
 
 /** RFC 8725 §3.1: "libraries MUST enable the caller to specify a supported set of algorithms". */
 export const ASSERTION_ALGORITHMS = ['EdDSA'] as const;
@@ -31,7 +31,8 @@ function invalid(message: string, cause?: unknown): never {
   throw new CountersignError('CS_TOKEN_INVALID', message, cause === undefined ? undefined : { cause });
 }
 
-export class PrivateKeyJwtAuthenticator implements AgentAuthenticator {
+/** The zero-infrastructure method: verifies private-key JWT assertions; one-time by `jti`. */
+export class PrivateKeyJwtAuthenticator implements TokenVerifier {
   readonly #keys = new Map<string, VerifyKey>();
   /** Fast in-memory replay filter; the store's consumeTokenId is the authority. */
   readonly #recent = new Map<string, number>();
@@ -39,6 +40,8 @@ export class PrivateKeyJwtAuthenticator implements AgentAuthenticator {
   constructor(private readonly options: PrivateKeyJwtOptions) {}
 
   async #key(agent: AgentRecord): Promise<VerifyKey> {
+    if (agent.publicJwk === null || agent.jwkThumbprint === null)
+      invalid('this agent has no registered key: it authenticates with its workload identity');
     let key = this.#keys.get(agent.jwkThumbprint);
     if (!key) {
       key = await importJWK({ ...agent.publicJwk, alg: undefined, use: undefined }, 'EdDSA');
@@ -62,7 +65,7 @@ export class PrivateKeyJwtAuthenticator implements AgentAuthenticator {
     return false;
   }
 
-  async authenticate(token: string): Promise<AuthenticatedAgent> {
+  async verify(token: string): Promise<VerifiedWorkload> {
     if (token.length > MAX_TOKEN_LENGTH) invalid('token too long');
     // One assertion, one spelling: refuse non-canonical base64url (padding, stray trailing
     // bits) so nothing keyed on the token text can be sidestepped by re-encoding it.
@@ -127,7 +130,6 @@ export class PrivateKeyJwtAuthenticator implements AgentAuthenticator {
     if (typeof payload.iat === 'number' && exp - payload.iat > MAX_ASSERTION_LIFETIME_SECONDS) {
       invalid(`assertion lifetime may be at most ${MAX_ASSERTION_LIFETIME_SECONDS}s`);
     }
-    if (agent.status !== 'active') throw new CountersignError('CS_AGENT_SUSPENDED', 'agent is suspended');
     // Keep the jti until it could no longer verify: exp plus the skew we tolerate.
     const expiresAt = (exp + CLOCK_SKEW_SECONDS) * 1000;
     if (this.#seen(agent.id, payload.jti!, expiresAt, nowMs)) {
@@ -135,8 +137,10 @@ export class PrivateKeyJwtAuthenticator implements AgentAuthenticator {
     }
     return {
       agent,
-      assertion: { issuer: agent.id, tokenId: payload.jti!, expiresAt },
       method: 'private_key_jwt',
+      oneTimeIds: [{ namespace: `jwt-bearer:${agent.id}`, id: payload.jti!, expiresAt }],
+      boundJkt: null,
+      requireDpop: false,
     };
   }
 }

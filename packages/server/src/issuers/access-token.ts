@@ -28,6 +28,8 @@ export function accessTokenIssuer(options: { issuer: string; key: SigningKey }):
         task_id: grant.taskId,
         request_digest: grant.requestDigest,
         authorization_details: authorizationDetails,
+        // RFC 9449 §6.1: a DPoP-bound token names its key's thumbprint.
+        ...(grant.cnf ? { cnf: { jkt: grant.cnf.jkt } } : {}),
       })
         // RFC 9068 §2.1: "Resource servers MUST verify that the typ header value is at+jwt".
         .setProtectedHeader({ alg: key.alg, typ: 'at+jwt', kid: key.kid })
@@ -42,13 +44,17 @@ export function accessTokenIssuer(options: { issuer: string; key: SigningKey }):
         credential: {
           type: 'access_token',
           access_token: token,
-          token_type: 'Bearer',
+          token_type: grant.cnf ? 'DPoP' : 'Bearer',
           expires_at: new Date(Math.floor(grant.expiresAt / 1000) * 1000).toISOString(),
           lease_id: grant.leaseId,
         },
         credentialId: jti,
         fingerprint: credentialFingerprint(token),
-        scope: { authorization_details: authorizationDetails, audience: grant.audience },
+        scope: {
+          authorization_details: authorizationDetails,
+          audience: grant.audience,
+          ...(grant.cnf ? { cnf: { jkt: grant.cnf.jkt } } : {}),
+        },
       };
     },
   };

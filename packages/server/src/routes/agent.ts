@@ -78,7 +78,10 @@ export function agentRoutes(deps: ServerDeps): Hono {
       if (ctx.clock.now() >= until) break;
     }
     // An approved request's credential is handed over once, to its agent, on its first read.
-    const credential = await deliverCredential({ ctx, input: { request: record } });
+    const credential = await deliverCredential({
+      ctx,
+      input: { request: record, presenterJkt: who.assertion.dpopJkt },
+    });
     const receipt =
       record.status === 'allowed' ? await ctx.store.read((tx) => tx.getReceipt(record.id)) : null;
     return c.json({ ...accessRequestView(record, credential), ...(receipt ? { receipt } : {}) });

@@ -577,6 +577,8 @@ export function consoleRoutes(deps: ServerDeps): Hono {
         environment: a.environment,
         status: a.status,
         created_at: iso(a.createdAt),
+        expires_at: a.expiresAt === null ? null : iso(a.expiresAt),
+        last_seen_at: a.lastSeenAt === null ? null : iso(a.lastSeenAt),
       })),
     });
   });

@@ -11,7 +11,9 @@ import { decodeProtectedHeader, importJWK, type JWTPayload, jwtVerify } from 'jo
 import type { ServerDeps } from '../app.js';
 import { authenticateAgent } from '../middleware/agent-auth.js';
 
-type Caller = { kind: 'agent'; id: string } | { kind: 'resource_server'; id: string };
+type Caller =
+  /** `dpopJkt`: the key the agent proved possession of on this call (RFC 9449), or null. */
+  { kind: 'agent'; id: string; dpopJkt: string | null } | { kind: 'resource_server'; id: string };
 
 async function authenticateCaller(deps: ServerDeps, c: Context): Promise<Caller> {
   const header = c.req.header('authorization') ?? '';
@@ -37,7 +39,7 @@ async function authenticateCaller(deps: ServerDeps, c: Context): Promise<Caller>
   }
   const who = await authenticateAgent(deps, c);
   await runUnit(deps.ctx.store, 'consumeAssertion', who.assertion);
-  return { kind: 'agent', id: who.agent.id };
+  return { kind: 'agent', id: who.agent.id, dpopJkt: who.assertion.dpopJkt };
 }
 
 async function formToken(c: Context): Promise<string> {
@@ -118,9 +120,15 @@ export function oauthRoutes(deps: ServerDeps): Hono {
     if (!state.active || (caller.kind === 'agent' && state.lease.agentId !== caller.id))
       return c.json({ active: false });
     const lease = state.lease;
+    // B8, B11: an agent presenting a DPoP-bound lease must prove possession of its key on this
+    // very call; without the proof the lease is of no use to it, so it looks inactive.
+    if (caller.kind === 'agent' && lease.cnfJkt !== null && caller.dpopJkt !== lease.cnfJkt)
+      return c.json({ active: false });
     return c.json({
       active: true,
-      token_type: 'Bearer',
+      token_type: lease.cnfJkt ? 'DPoP' : 'Bearer',
+      // RFC 9449 §6.2: a resource server learns the binding here and checks the proof itself.
+      ...(lease.cnfJkt ? { cnf: { jkt: lease.cnfJkt } } : {}),
       iss: payload.iss,
       sub: payload.sub,
       aud: payload.aud,

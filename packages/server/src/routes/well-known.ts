@@ -22,6 +22,8 @@ export function wellKnownRoutes(deps: ServerDeps): Hono {
       introspection_endpoint_auth_methods_supported: ['private_key_jwt', 'client_secret_basic'],
       revocation_endpoint_auth_methods_supported: ['private_key_jwt', 'client_secret_basic'],
       introspection_endpoint_auth_signing_alg_values_supported: ['EdDSA'],
+      // RFC 9449 §5.1.
+      dpop_signing_alg_values_supported: ['EdDSA', 'ES256', 'ES384', 'ES512', 'PS256', 'RS256'],
       authorization_details_types_supported: ['countersign_access'],
       access_request_endpoint: `${config.issuer}/v1/access-requests`,
     }),
@@ -45,7 +47,16 @@ export function wellKnownRoutes(deps: ServerDeps): Hono {
       checks.store = `unavailable: ${(error as Error).message}`;
     }
     const ok = unready === null && checks.store === 'ok';
-    return c.json({ status: ok ? 'ok' : 'unready', dev_mode: config.dev, checks }, ok ? 200 : 503);
+    // A trusted issuer whose keys cannot be fetched refuses its own agents' calls (503,
+    // CS_IDENTITY_UNAVAILABLE) but not everyone else's: the instance stays ready, degraded,
+    // and says which issuer and why.
+    let degraded = false;
+    for (const h of deps.identityHealth()) {
+      checks[`identity:${h.issuer}`] = h.status === 'ok' ? `ok (${h.detail})` : `${h.status}: ${h.detail}`;
+      if (h.status === 'unavailable') degraded = true;
+    }
+    const status = ok ? (degraded ? 'degraded' : 'ok') : 'unready';
+    return c.json({ status, dev_mode: config.dev, checks }, ok ? 200 : 503);
   });
 
   app.get('/metrics', async (c) => {
