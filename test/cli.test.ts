@@ -149,7 +149,7 @@ describe('countersign CLI', () => {
       'http://localhost:1',
     ]);
     expect(unreachable.stderr).toMatch(/cannot reach the Countersign server/);
-  });
+  }, 240_000); // about ten CLI processes, each starting tsx: slow on a busy machine
 
   it('policy validate accepts the examples and names the broken file', () => {
     const ok = cli(home, ['policy', 'validate']);
