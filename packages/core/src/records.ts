@@ -36,7 +36,16 @@ export interface AccessRequestRecord {
   readonly leaseId: string | null;
 }
 
-export type LeaseStatus = 'active' | 'revoked';
+/**
+ * Where a lease is in its life (docs/credentials.md):
+ * - `issuing`: the intent is committed with its decision; a `delivery` issuer has not minted yet;
+ * - `active`: the credential exists and may be used until `expiresAt`;
+ * - `revoke_pending`: the lease has ended but its downstream has not confirmed the revocation
+ *   yet; the reaper retries with backoff (THREATS.md C5);
+ * - `revoked`: ended, and nothing of it is left downstream.
+ * Only `active` leases, before `expiresAt`, with a live task and agent, are usable.
+ */
+export type LeaseStatus = 'issuing' | 'active' | 'revoke_pending' | 'revoked';
 
 export interface LeaseRecord {
   readonly id: string;
@@ -44,7 +53,11 @@ export interface LeaseRecord {
   readonly agentId: string;
   readonly taskId: string;
   readonly kind: string;
-  /** The credential's own id (a JWT's `jti`). */
+  /** The configured issuer that made it (catalog `issuer:`), which also revokes it. */
+  readonly issuer: string;
+  readonly action: string;
+  readonly resource: string;
+  /** The credential's own id (a JWT's `jti`, a database role name). */
   readonly credentialId: string;
   /** SHA-256 fingerprint of the credential bytes: never the credential itself (invariant 7). */
   readonly fingerprint: string;
@@ -55,8 +68,32 @@ export interface LeaseRecord {
   readonly status: LeaseStatus;
   readonly revokedAt: number | null;
   readonly revokeReason: string | null;
-  /** When the credential was handed to the agent (once). */
+  /** When the credential was handed to the agent (once), or claimed for minting. */
   readonly deliveredAt: number | null;
+  /** Failed downstream revocation attempts so far. */
+  readonly revokeAttempts: number;
+  /** When the reaper tries the downstream revocation next (`revoke_pending` only). */
+  readonly nextRevokeAt: number | null;
+  /** A reaper instance holds the revocation until then (compare-and-set claim). */
+  readonly claimedUntil: number | null;
+  /** Why the last downstream revocation failed (an error class, never a secret). */
+  readonly lastRevokeError: string | null;
+  /** When the downstream confirmed the revocation. */
+  readonly revokeConfirmedAt: number | null;
+}
+
+/** How a task ended. */
+export type TaskOutcome = 'completed' | 'failed' | 'abandoned';
+
+export interface TaskRecord {
+  readonly agentId: string;
+  readonly taskId: string;
+  /** Null while the task runs. */
+  readonly outcome: TaskOutcome | null;
+  readonly endedAt: number | null;
+  readonly reason: string | null;
+  /** The last heartbeat, when the agent sends them. */
+  readonly lastHeartbeatAt: number | null;
 }
 
 export type ReviewerStatus = 'active' | 'removed';

@@ -70,9 +70,30 @@ export async function createAssertion(
 
 export interface TaskCompletion {
   readonly task_id: string;
-  readonly status: 'completed';
+  readonly status: 'completed' | 'failed';
   readonly already_completed: boolean;
   readonly revoked_leases: readonly string[];
+  /** Leases whose downstream revocation is not confirmed yet: the server keeps retrying. */
+  readonly pending_revocations?: readonly string[];
+}
+
+/** One lease as the server shows it (never the credential). */
+export interface LeaseSummary {
+  readonly lease_id: string;
+  readonly kind: string;
+  readonly status: 'issuing' | 'active' | 'revoke_pending' | 'revoked';
+  /** What the lease means now: `expired` once its TTL passed. */
+  readonly state: string;
+  readonly expires_at: string;
+  readonly revoke_reason: string | null;
+  readonly [member: string]: unknown;
+}
+
+export interface TaskHeartbeat {
+  readonly task_id: string;
+  readonly status: 'running';
+  readonly idle_timeout_seconds: number | null;
+  readonly leases: readonly LeaseSummary[];
 }
 
 /** RFC 7662 §2.2 response; the extra members are Countersign's. */
@@ -171,6 +192,20 @@ export class CountersignClient {
 
   completeTask(taskId: string): Promise<TaskCompletion> {
     return this.#json('POST', `/v1/tasks/${encodeURIComponent(taskId)}/complete`) as Promise<TaskCompletion>;
+  }
+
+  /** Ends a task as failed: like completion, every lease it holds is revoked. */
+  failTask(taskId: string, reason?: string): Promise<TaskCompletion> {
+    return this.#json(
+      'POST',
+      `/v1/tasks/${encodeURIComponent(taskId)}/fail`,
+      reason === undefined ? undefined : { reason },
+    ) as Promise<TaskCompletion>;
+  }
+
+  /** Says the task is still running; answers its leases (so a revoked one shows up). */
+  heartbeat(taskId: string): Promise<TaskHeartbeat> {
+    return this.#json('POST', `/v1/tasks/${encodeURIComponent(taskId)}/heartbeat`) as Promise<TaskHeartbeat>;
   }
 
   /** RFC 7662 introspection of one of this agent's own credentials. */

@@ -6,5 +6,7 @@ export {
   CountersignClient,
   createAssertion,
   type IntrospectionResponse,
+  type LeaseSummary,
   type TaskCompletion,
+  type TaskHeartbeat,
 } from './client.js';

@@ -6,9 +6,9 @@
 import {
   type Clock,
   type CountersignError,
+  DEFAULT_ISSUER,
   type DomainContext,
   expireReviews,
-  type Issuer,
   type PolicyEngine,
   ResourceCatalog,
   recordPolicyLoad,
@@ -27,9 +27,11 @@ import { PrivateKeyJwtAuthenticator } from './identity/private-key-jwt.js';
 import { newId } from './ids.js';
 import { accessTokenIssuer } from './issuers/access-token.js';
 import { receiptSigner } from './issuers/receipt.js';
+import { type IssuerEntry, issuerRegistry, type ServerIssuers } from './issuers/registry.js';
 import { loadSigningKey, type SigningKey } from './keys.js';
 import { createMetrics, type Metrics, timed, timedSync } from './metrics.js';
 import { createDispatcher } from './notifications.js';
+import { createReaper, type Reaper } from './reaper.js';
 import { agentRoutes } from './routes/agent.js';
 import { consoleRoutes } from './routes/console.js';
 import { consoleStaticRoutes } from './routes/console-static.js';
@@ -45,6 +47,8 @@ export interface ServerDeps {
   readonly metrics: Metrics;
   readonly waiters: RequestWaiters;
   readonly log: pino.Logger;
+  readonly issuers: ServerIssuers;
+  readonly reaper: Reaper;
   /** Why the server cannot decide right now, or null when ready. */
   readonly unready: () => string | null;
 }
@@ -58,6 +62,8 @@ export interface CountersignServer {
   startBackground(): void;
   /** Delivers due notifications now (the background loop calls this every second). */
   deliverNotifications(): Promise<number>;
+  /** One pass of the lease reaper now (the background loop runs it every `reaper_interval`). */
+  reapLeases(): Promise<import('@countersign/core').ReapResult>;
   close(): Promise<void>;
 }
 
@@ -72,10 +78,6 @@ function instrumentPolicy(engine: PolicyEngine, metrics: Metrics): PolicyEngine 
     version: engine.version,
     evaluate: (input) => timedSync(metrics, 'cedar', () => engine.evaluate(input)),
   };
-}
-
-function instrumentIssuer(issuer: Issuer, metrics: Metrics): Issuer {
-  return { kind: issuer.kind, issue: (grant) => timed(metrics, 'signing', () => issuer.issue(grant)) };
 }
 
 function instrumentStore(store: Store, metrics: Metrics): Store {
@@ -104,9 +106,16 @@ export async function createServer(
     },
   });
   const clock = overrides.clock ?? systemClock;
-  const metrics = createMetrics();
+  let storeForMetrics: Store | null = null;
+  const metrics = createMetrics({
+    failingRevocations: async () =>
+      storeForMetrics
+        ? storeForMetrics.read((tx) => tx.countLeases({ status: 'revoke_pending', failing: true }))
+        : 0,
+  });
   const ids = { next: newId };
   const rawStore = overrides.store ?? SqliteStore.open({ file: config.sqliteFile, ids });
+  storeForMetrics = rawStore;
   const store = instrumentStore(rawStore, metrics);
   const signingKey = await loadSigningKey(config.signingKeyFile);
   const catalog = ResourceCatalog.from(loadCatalogFile(config.catalogFile), 'urn:countersign:uncatalogued');
@@ -129,13 +138,24 @@ export async function createServer(
     };
   }
 
+  const entries = new Map<string, IssuerEntry>([
+    [DEFAULT_ISSUER, { issuer: accessTokenIssuer({ issuer: config.issuer, key: signingKey }) }],
+  ]);
+  const issuers = issuerRegistry(entries, metrics);
+  // Fail closed (invariant 4): a catalog entry naming an issuer that is not configured denies
+  // its requests (CS_ISSUER_UNKNOWN), and the instance reports itself unready until fixed.
+  const unknownIssuers = catalog.issuerNames().filter((name) => !entries.has(name));
+  if (unknownIssuers.length > 0) {
+    log.error({ issuers: unknownIssuers }, 'the catalog names issuers that are not configured');
+  }
+
   const waiters = new RequestWaiters();
   const ctx: DomainContext = {
     store,
     clock,
     policy: () => engine,
     catalog: () => catalog,
-    issuer: instrumentIssuer(accessTokenIssuer({ issuer: config.issuer, key: signingKey }), metrics),
+    issuers,
     receipts: receiptSigner({ issuer: config.issuer, key: signingKey, clock }),
     risk: config.risk,
     checkpoint: {
@@ -154,9 +174,12 @@ export async function createServer(
       default_max_ttl_seconds: config.defaultMaxTtlSeconds,
       default_deadline_seconds: config.defaultDeadlineSeconds,
       fallback_review_group: config.fallbackReviewGroup,
+      task_idle_timeout_seconds: config.taskIdleTimeoutSeconds,
     })}`,
     actionClasses: config.actionClasses,
+    taskIdleTimeoutSeconds: config.taskIdleTimeoutSeconds,
   };
+  const reaper = createReaper({ ctx, metrics, log, instanceId: newId('reaper') });
   const authenticator = new PrivateKeyJwtAuthenticator({ store: rawStore, clock, audience: config.issuer });
   const deps: ServerDeps = {
     config,
@@ -166,7 +189,14 @@ export async function createServer(
     metrics,
     waiters,
     log,
-    unready: () => (policyError ? `policy set failed to load: ${policyError}` : null),
+    issuers,
+    reaper,
+    unready: () => {
+      if (policyError) return `policy set failed to load: ${policyError}`;
+      if (unknownIssuers.length > 0)
+        return `the catalog names issuers that are not configured: ${unknownIssuers.join(', ')}`;
+      return issuers.unready();
+    },
   };
 
   const app = new Hono();
@@ -205,26 +235,34 @@ export async function createServer(
     webhooks: config.webhooks,
     log,
   });
-  let reaper: NodeJS.Timeout | null = null;
+  let timer: NodeJS.Timeout | null = null;
   let notifier: NodeJS.Timeout | null = null;
   return {
     app,
     deps,
     deliverNotifications: () => dispatcher.deliverDue(),
+    reapLeases: () => reaper.runOnce(),
     async recordStart() {
       await recordPolicyLoad({ ctx, input: { version: engine.version, policyCount, error: policyError } });
     },
     startBackground() {
-      if (reaper) return;
-      reaper = setInterval(() => {
+      if (timer) return;
+      const reapNow = () =>
+        reaper
+          .runOnce()
+          .catch((error) => log.error({ err: (error as Error).message }, 'lease reaper failed'));
+      // At start: intents a crash left behind and revocations due while we were down.
+      void reapNow();
+      timer = setInterval(() => {
         expireReviews({ ctx }).catch((error) =>
           log.error({ err: (error as Error).message }, 'review reaper failed'),
         );
+        void reapNow();
         rawStore
           .pruneTokenIds(clock.now())
           .catch((error) => log.error({ err: (error as Error).message }, 'token pruning failed'));
       }, config.reaperIntervalSeconds * 1000);
-      reaper.unref();
+      timer.unref();
       if (config.webhooks.length > 0) {
         notifier = setInterval(() => {
           dispatcher
@@ -235,8 +273,9 @@ export async function createServer(
       }
     },
     async close() {
-      if (reaper) clearInterval(reaper);
+      if (timer) clearInterval(timer);
       if (notifier) clearInterval(notifier);
+      await issuers.close();
       await rawStore.close();
     },
   };

@@ -86,6 +86,7 @@ const ConfigSchema = z.strictObject({
     })
     .default({ resource_servers: [] }),
   reaper_interval: duration.default(5),
+  tasks: z.strictObject({ idle_timeout: duration.nullable().default(null) }).default({ idle_timeout: null }),
   notifications: z
     .strictObject({
       webhooks: z
@@ -129,6 +130,8 @@ export interface ServerConfig {
   readonly risk: RiskSettings;
   readonly resourceServers: ReadonlyArray<{ id: string; secretSha256: string }>;
   readonly reaperIntervalSeconds: number;
+  /** A task that heartbeats and then falls silent this long is abandoned; null: never. */
+  readonly taskIdleTimeoutSeconds: number | null;
   readonly webhooks: ReadonlyArray<{ name: string; url: string; secret: string }>;
 }
 
@@ -199,6 +202,7 @@ export function loadConfig(options: {
       secretSha256: r.secret_sha256,
     })),
     reaperIntervalSeconds: c.reaper_interval,
+    taskIdleTimeoutSeconds: c.tasks.idle_timeout,
     webhooks: c.notifications.webhooks,
   };
 }
@@ -212,6 +216,7 @@ const CatalogSchema = z.strictObject({
       owner: z.string(),
       boundary: z.string(),
       audience: z.string().optional(),
+      issuer: z.string().optional(),
     }),
   ),
 });

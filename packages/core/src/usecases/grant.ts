@@ -9,7 +9,7 @@ export function grantFor(
     AccessRequestRecord,
     'id' | 'agentId' | 'taskId' | 'action' | 'resource' | 'digest' | 'decision'
   >,
-  audience: string,
+  target: { readonly audience: string; readonly issuer: string },
   issuedAt: number,
   requestedTtlSeconds: number | null,
 ): Grant {
@@ -24,10 +24,11 @@ export function grantFor(
     taskId: request.taskId,
     action: request.action,
     resource: request.resource,
-    audience,
+    audience: target.audience,
     requestDigest: request.digest,
     issuedAt,
     expiresAt: issuedAt + ttl * 1000,
+    issuer: target.issuer,
   };
 }
 
@@ -44,5 +45,6 @@ export function grantOfLease(lease: LeaseRecord, request: AccessRequestRecord): 
     requestDigest: request.digest,
     issuedAt: lease.issuedAt,
     expiresAt: lease.expiresAt,
+    issuer: lease.issuer,
   };
 }

@@ -589,7 +589,12 @@ export function consoleRoutes(deps: ServerDeps): Hono {
       actor: { type: 'reviewer', id: reviewer.id },
       input: { agentId: c.req.param('id')!, reason: value.reason },
     });
-    return c.json({ revoked_leases: result.revokedLeases, cancelled_requests: result.cancelledRequests });
+    const pending = await deps.reaper.revokeNow(result.pendingRevocations);
+    return c.json({
+      revoked_leases: result.revokedLeases,
+      cancelled_requests: result.cancelledRequests,
+      pending_revocations: pending,
+    });
   });
 
   app.get('/v1/console/audit', async (c) => {

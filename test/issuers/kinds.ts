@@ -1,0 +1,85 @@
+/**
+ * One driver per credential kind for the issuer contract suite: how to configure it, what to
+ * ask for, and how to tell, at its real downstream, whether a credential still works.
+ */
+import { createHash } from 'node:crypto';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import type { Harness, TestAgent } from '../support/harness.js';
+
+export interface KindDriver {
+  readonly kind: string;
+  /** The issuer name the catalog uses for `resource`. */
+  readonly issuer: string;
+  readonly resource: string;
+  readonly action: string;
+  /** Writes config and catalog into the data dir before the server starts. */
+  configure(home: string): void;
+  /** Per-test set-up after the server started (target databases, upstreams). */
+  before?(h: Harness): Promise<void>;
+  after?(): Promise<void>;
+  /**
+   * Does the credential still grant access, asked of the downstream itself (a resource server
+   * introspecting, a database login, the proxy's upstream)? For a sealed secret, whose value
+   * cannot be recalled once released, this asks whether Countersign still honours the lease.
+   */
+  use(h: Harness, agent: TestAgent, credential: Record<string, any>): Promise<boolean>;
+  /** The secret parts of a credential: they must appear in no audit event. */
+  secrets(credential: Record<string, any>): string[];
+  /** A downstream that can be made to fail revocations on purpose (THREATS.md C5). */
+  readonly faults?: { break(): Promise<void>; heal(): Promise<void> };
+}
+
+/** Appends catalog entries to the data dir's catalog.yaml. */
+export function addCatalogEntries(home: string, yamlEntries: string): void {
+  appendFileSync(join(home, 'catalog.yaml'), `\n${yamlEntries}`);
+}
+
+/** Edits the data dir's countersign.yaml as a parsed object. */
+export function editConfig(home: string, edit: (config: Record<string, any>) => void): void {
+  const file = join(home, 'countersign.yaml');
+  const config = parse(readFileSync(file, 'utf8')) as Record<string, any>;
+  edit(config);
+  writeFileSync(file, stringify(config));
+}
+
+const RESOURCE_SERVER = { id: 'contract-rs', secret: 'contract-resource-server-secret' };
+
+/** Lets the test introspect as a configured resource server (RFC 7662 with HTTP Basic). */
+export function addResourceServer(home: string): void {
+  editConfig(home, (c) => {
+    c.introspection = {
+      resource_servers: [
+        {
+          id: RESOURCE_SERVER.id,
+          secret_sha256: createHash('sha256').update(RESOURCE_SERVER.secret).digest('hex'),
+        },
+      ],
+    };
+  });
+}
+
+/** RFC 7662 introspection as a configured resource server does it. */
+export async function introspect(h: Harness, token: string): Promise<boolean> {
+  const res = await h.call('POST', '/oauth/introspect', {
+    rawBody: new URLSearchParams({ token }).toString(),
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Basic ${Buffer.from(`${RESOURCE_SERVER.id}:${RESOURCE_SERVER.secret}`).toString('base64')}`,
+    },
+  });
+  if (res.status !== 200) throw new Error(`introspection answered ${res.status}`);
+  return ((await res.json()) as { active: boolean }).active;
+}
+
+export const accessTokenKind: KindDriver = {
+  kind: 'access_token',
+  issuer: 'access_token',
+  resource: 'postgres://staging/app/orders',
+  action: 'read',
+  configure: addResourceServer,
+  // A resource server that introspects every token it is shown.
+  use: (h, _agent, credential) => introspect(h, credential.access_token),
+  secrets: (credential) => [String(credential.access_token).split('.')[2]!],
+};
