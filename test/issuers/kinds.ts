@@ -7,6 +7,13 @@ import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import type { Harness, TestAgent } from '../support/harness.js';
+import {
+  connectAs,
+  createTargetDatabases,
+  type FaultyRelay,
+  startRelay,
+  type TargetDatabases,
+} from '../support/postgres.js';
 
 export interface KindDriver {
   readonly kind: string;
@@ -14,11 +21,11 @@ export interface KindDriver {
   readonly issuer: string;
   readonly resource: string;
   readonly action: string;
+  /** Per-test set-up before the server starts (target databases, upstreams). */
+  setup?(): Promise<void>;
   /** Writes config and catalog into the data dir before the server starts. */
   configure(home: string): void;
-  /** Per-test set-up after the server started (target databases, upstreams). */
-  before?(h: Harness): Promise<void>;
-  after?(): Promise<void>;
+  teardown?(): Promise<void>;
   /**
    * Does the credential still grant access, asked of the downstream itself (a resource server
    * introspecting, a database login, the proxy's upstream)? For a sealed secret, whose value
@@ -83,3 +90,80 @@ export const accessTokenKind: KindDriver = {
   use: (h, _agent, credential) => introspect(h, credential.access_token),
   secrets: (credential) => [String(credential.access_token).split('.')[2]!],
 };
+
+/** A postgres_role issuer on the machine's PostgreSQL, its admin connection through a relay a test can cut. */
+export function postgresKind(): KindDriver & { readonly dbs: TargetDatabases; readonly relay: FaultyRelay } {
+  let dbs: TargetDatabases | null = null;
+  let relay: FaultyRelay | null = null;
+  return {
+    kind: 'postgres_role',
+    issuer: 'pg-local',
+    get dbs() {
+      return dbs!;
+    },
+    get relay() {
+      return relay!;
+    },
+    get resource() {
+      return `postgres://local/${dbs!.db}/public.orders`;
+    },
+    action: 'read',
+    async setup() {
+      dbs = await createTargetDatabases();
+      relay = await startRelay();
+    },
+    configure(home) {
+      editConfig(home, (c) => {
+        c.issuers = {
+          'pg-local': {
+            kind: 'postgres_role',
+            server: 'local',
+            admin_url: `postgres://postgres@127.0.0.1:${relay!.port}/postgres`,
+            // Agents connect to the server itself; only the admin path goes through the relay.
+            connect_host: '127.0.0.1',
+            connect_port: 5432,
+            role_prefix: dbs!.rolePrefix,
+            timeout: '5s',
+          },
+        };
+      });
+      addCatalogEntries(
+        home,
+        `  - pattern: postgres://local/*
+    sensitivity: internal
+    environment: staging
+    owner: app
+    boundary: acme
+    audience: postgres://local
+    issuer: pg-local
+`,
+      );
+    },
+    async teardown() {
+      await relay?.close();
+      await dbs?.drop();
+    },
+    // The database itself answers: can this role log in and read its table?
+    async use(_h, _agent, credential) {
+      let client: Awaited<ReturnType<typeof connectAs>>;
+      try {
+        client = await connectAs(credential);
+      } catch {
+        return false;
+      }
+      try {
+        await client.query('SELECT count(*) FROM public.orders');
+        return true;
+      } catch {
+        return false;
+      } finally {
+        await client.end().catch(() => {});
+      }
+    },
+    secrets: (credential) => [String(credential.password)],
+    faults: {
+      break: () => relay!.break(),
+      heal: () => relay!.heal(),
+    },
+  };
+}

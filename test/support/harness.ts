@@ -63,7 +63,8 @@ export interface Harness {
     body: Record<string, unknown>,
     headers?: Record<string, string>,
   ): Promise<{ status: number; json: any }>;
-  close(): Promise<void>;
+  /** Stops the server; the temp data dir is removed unless `keepHome` (a restart on the same data follows). */
+  close(options?: { keepHome?: boolean }): Promise<void>;
 }
 
 export async function newKeyPair(): Promise<{ privateJwk: JWK; publicJwk: JWK }> {
@@ -138,9 +139,9 @@ export async function startHarness(
       });
       return { status: res.status, json: await res.json() };
     },
-    async close() {
+    async close(closeOptions = {}) {
       await server.close();
-      if (!options.home) rmSync(home, { recursive: true, force: true });
+      if (!options.home && !closeOptions.keepHome) rmSync(home, { recursive: true, force: true });
     },
   };
   return harness;

@@ -6,7 +6,6 @@
 import {
   type Clock,
   type CountersignError,
-  DEFAULT_ISSUER,
   type DomainContext,
   expireReviews,
   type PolicyEngine,
@@ -25,9 +24,9 @@ import { toWireError } from './errors.js';
 import type { AgentAuthenticator } from './identity/authenticator.js';
 import { PrivateKeyJwtAuthenticator } from './identity/private-key-jwt.js';
 import { newId } from './ids.js';
-import { accessTokenIssuer } from './issuers/access-token.js';
+import { buildIssuers } from './issuers/build.js';
 import { receiptSigner } from './issuers/receipt.js';
-import { type IssuerEntry, issuerRegistry, type ServerIssuers } from './issuers/registry.js';
+import { issuerRegistry, type ServerIssuers } from './issuers/registry.js';
 import { loadSigningKey, type SigningKey } from './keys.js';
 import { createMetrics, type Metrics, timed, timedSync } from './metrics.js';
 import { createDispatcher } from './notifications.js';
@@ -138,9 +137,7 @@ export async function createServer(
     };
   }
 
-  const entries = new Map<string, IssuerEntry>([
-    [DEFAULT_ISSUER, { issuer: accessTokenIssuer({ issuer: config.issuer, key: signingKey }) }],
-  ]);
+  const entries = buildIssuers({ config, signingKey });
   const issuers = issuerRegistry(entries, metrics);
   // Fail closed (invariant 4): a catalog entry naming an issuer that is not configured denies
   // its requests (CS_ISSUER_UNKNOWN), and the instance reports itself unready until fixed.
@@ -175,6 +172,9 @@ export async function createServer(
       default_deadline_seconds: config.defaultDeadlineSeconds,
       fallback_review_group: config.fallbackReviewGroup,
       task_idle_timeout_seconds: config.taskIdleTimeoutSeconds,
+      // The credential templates (issuers' configuration, no secrets in it): an approval never
+      // survives a change of what would be issued (THREATS.md INV-4 credential_template_hash).
+      issuers: config.issuers,
     })}`,
     actionClasses: config.actionClasses,
     taskIdleTimeoutSeconds: config.taskIdleTimeoutSeconds,

@@ -13,6 +13,7 @@ import {
 } from '@countersign/core';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { type IssuerConfig, IssuersConfigSchema } from './issuers/config.js';
 
 export const CONFIG_FILE = 'countersign.yaml';
 export const DEFAULT_PORT = 8787;
@@ -87,6 +88,7 @@ const ConfigSchema = z.strictObject({
     .default({ resource_servers: [] }),
   reaper_interval: duration.default(5),
   tasks: z.strictObject({ idle_timeout: duration.nullable().default(null) }).default({ idle_timeout: null }),
+  issuers: IssuersConfigSchema,
   notifications: z
     .strictObject({
       webhooks: z
@@ -132,6 +134,8 @@ export interface ServerConfig {
   readonly reaperIntervalSeconds: number;
   /** A task that heartbeats and then falls silent this long is abandoned; null: never. */
   readonly taskIdleTimeoutSeconds: number | null;
+  /** Named credential issuers besides the built-in `access_token` (docs/credentials.md). */
+  readonly issuers: Readonly<Record<string, IssuerConfig>>;
   readonly webhooks: ReadonlyArray<{ name: string; url: string; secret: string }>;
 }
 
@@ -203,6 +207,7 @@ export function loadConfig(options: {
     })),
     reaperIntervalSeconds: c.reaper_interval,
     taskIdleTimeoutSeconds: c.tasks.idle_timeout,
+    issuers: c.issuers,
     webhooks: c.notifications.webhooks,
   };
 }

@@ -22,5 +22,13 @@ export {
   accessTokenIssuer,
   credentialFingerprint,
 } from './issuers/access-token.js';
+export {
+  PG_IDENTIFIER,
+  parsePostgresResource,
+  postgresRoleIssuer,
+  scramSha256Verifier,
+} from './issuers/postgres-role.js';
+export { type IssuerEntry, issuerRegistry, type ServerIssuers } from './issuers/registry.js';
+export { readSecretFile } from './issuers/secret-file.js';
 export { parseJsonBody, textNestingDepth } from './json-body.js';
 export { generateSigningKeyFile, loadSigningKey, type SigningKey } from './keys.js';
