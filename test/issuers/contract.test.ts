@@ -7,9 +7,9 @@
 import { type LeaseRecord, leaseState, revokeLease, suspendAgent } from '@countersign/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type Harness, startHarness, type TestAgent } from '../support/harness.js';
-import { accessTokenKind, type KindDriver, postgresKind } from './kinds.js';
+import { accessTokenKind, type KindDriver, postgresKind, sealedSecretKind } from './kinds.js';
 
-const KINDS: KindDriver[] = [accessTokenKind, postgresKind()];
+const KINDS: KindDriver[] = [accessTokenKind, postgresKind(), sealedSecretKind()];
 
 async function auditTypes(h: Harness, leaseId: string): Promise<string[]> {
   const types: string[] = [];
@@ -30,6 +30,7 @@ for (const kind of KINDS) {
     beforeEach(async () => {
       await kind.setup?.();
       h = await startHarness({ configure: (home) => kind.configure(home) });
+      await kind.ready?.(h);
       agent = await h.addAgent('spiffe://acme.dev/agent/contract', { environment: 'staging' });
     });
     afterEach(async () => {

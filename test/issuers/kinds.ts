@@ -2,9 +2,11 @@
  * One driver per credential kind for the issuer contract suite: how to configure it, what to
  * ask for, and how to tell, at its real downstream, whether a credential still works.
  */
-import { createHash } from 'node:crypto';
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { leaseState } from '@countersign/core';
+import { generateMasterKey } from '@countersign/server';
 import { parse, stringify } from 'yaml';
 import type { Harness, TestAgent } from '../support/harness.js';
 import {
@@ -25,6 +27,8 @@ export interface KindDriver {
   setup?(): Promise<void>;
   /** Writes config and catalog into the data dir before the server starts. */
   configure(home: string): void;
+  /** After the server started (seal the secret, start the upstream). */
+  ready?(h: Harness): Promise<void>;
   teardown?(): Promise<void>;
   /**
    * Does the credential still grant access, asked of the downstream itself (a resource server
@@ -165,5 +169,60 @@ export function postgresKind(): KindDriver & { readonly dbs: TargetDatabases; re
       break: () => relay!.break(),
       heal: () => relay!.heal(),
     },
+  };
+}
+
+/** Writes a master key file (0600) into the data dir and points the config at it. */
+export function addMasterKey(home: string): string {
+  mkdirSync(join(home, 'keys'), { recursive: true });
+  writeFileSync(join(home, 'keys', 'master.key'), `${generateMasterKey()}\n`, { mode: 0o600 });
+  editConfig(home, (c) => {
+    c.secrets = { master_key_file: 'keys/master.key' };
+  });
+  return join(home, 'keys', 'master.key');
+}
+
+/** A sealed secret released through the `vault` issuer. */
+export function sealedSecretKind(): KindDriver & { readonly canary: string } {
+  const canary = `canary-${randomBytes(12).toString('hex')}`;
+  return {
+    kind: 'sealed_secret',
+    issuer: 'vault',
+    resource: 'secret://contract/api-key',
+    action: 'read',
+    canary,
+    configure(home) {
+      addMasterKey(home);
+      editConfig(home, (c) => {
+        c.issuers = { ...c.issuers, vault: { kind: 'sealed_secret' } };
+      });
+      addCatalogEntries(
+        home,
+        `  - pattern: secret://contract/*
+    sensitivity: internal
+    environment: staging
+    owner: app
+    boundary: acme
+    issuer: vault
+`,
+      );
+    },
+    async ready(h) {
+      await h.server.deps.vault.put('contract/api-key', Buffer.from(canary), {
+        type: 'operator',
+        id: 'test',
+      });
+    },
+    // A released value cannot be recalled: Countersign can only stop honouring the lease
+    // (and never release it again). This asks exactly that.
+    async use(h, _agent, credential) {
+      if (credential.value !== canary) throw new Error('the released value is not the sealed one');
+      const state = await leaseState({
+        ctx: h.server.deps.ctx,
+        input: { credentialId: credential.lease_id },
+      });
+      return state.active;
+    },
+    secrets: (credential) => [String(credential.value)],
   };
 }

@@ -10,6 +10,13 @@ import { policyValidate } from './commands/policy.js';
 import { receiptVerify } from './commands/receipt.js';
 import { clientFor, requestCommand } from './commands/request.js';
 import { reviewerInvite, reviewerList, reviewerRemove } from './commands/reviewer.js';
+import {
+  readSecretFromStdin,
+  secretKeygen,
+  secretList,
+  secretPut,
+  secretRotateMasterKey,
+} from './commands/secret.js';
 import { serveCommand } from './commands/serve.js';
 import { resolveHome, serverUrl } from './home.js';
 import { printJson, reportError } from './output.js';
@@ -181,6 +188,58 @@ export function buildProgram(exit: { code: number }): Command {
     .action(async (email: string, o: { dir?: string }) => {
       await reviewerRemove(resolveHome(o.dir), email);
       process.stdout.write(`removed ${email}\n`);
+    });
+
+  const secret = program
+    .command('secret')
+    .description('sealed secrets (acts on the local data directory; prefer the credential proxy)');
+  secret
+    .command('put <name>')
+    .description('seal the value read from stdin as secret://<name> (a new version when it exists)')
+    .addOption(home)
+    .action(async (name: string, o: { dir?: string }) => {
+      const r = await secretPut(resolveHome(o.dir), name, await readSecretFromStdin());
+      process.stdout.write(
+        `sealed secret://${r.name} version ${r.version} (master key ${r.keyId}, fingerprint ${r.fingerprint})\n`,
+      );
+    });
+  secret
+    .command('list')
+    .description('list sealed secrets: names, versions, fingerprints (never values)')
+    .addOption(home)
+    .option('--json', 'print JSON', false)
+    .action(async (o: { dir?: string; json: boolean }) => {
+      const all = await secretList(resolveHome(o.dir));
+      if (o.json) return printJson(all);
+      if (all.length === 0) return void process.stdout.write('no sealed secrets\n');
+      for (const s of all) {
+        process.stdout.write(`secret://${s.name}  v${s.version}  key=${s.keyId}  ${s.fingerprint}\n`);
+      }
+    });
+  secret
+    .command('keygen')
+    .description('write a new 256-bit master key to a file (mode 0600)')
+    .requiredOption('--out <file>', 'where to write it (never overwritten)')
+    .action((o: { out: string }) => {
+      secretKeygen(o.out);
+      process.stdout.write(
+        `wrote a new master key to ${o.out} (mode 0600): point secrets.master_key_file at it, or load it into COUNTERSIGN_MASTER_KEY\n`,
+      );
+    });
+  secret
+    .command('rotate-master-key')
+    .description(
+      're-wrap every sealed secret under a new master key (generated when the file does not exist)',
+    )
+    .requiredOption('--new-key-file <file>', 'the new master key')
+    .addOption(home)
+    .action(async (o: { newKeyFile: string; dir?: string }) => {
+      const r = await secretRotateMasterKey(resolveHome(o.dir), o.newKeyFile);
+      process.stdout.write(
+        `${r.generated ? `generated ${o.newKeyFile}; ` : ''}re-wrapped ${r.rewrapped} secret(s) under master key ${r.keyId}.\n` +
+          'Restart every Countersign instance with the new key (secrets.master_key_file or COUNTERSIGN_MASTER_KEY);\n' +
+          'until then releases fail closed. Then destroy the old key.\n',
+      );
     });
 
   program

@@ -74,6 +74,7 @@ export type {
   ReviewerCredentialRecord,
   ReviewerRecord,
   ReviewerStatus,
+  SealedSecretRecord,
   SessionRecord,
   TaskOutcome,
   TaskRecord,
@@ -164,6 +165,7 @@ export {
   validateGroups,
   validateReviewerEmail,
 } from './usecases/reviewers.js';
+export { putSealedSecret, rewrapSealedSecrets } from './usecases/sealed-secrets.js';
 export {
   type AccessRequestResult,
   type SubmitAccessRequestInput,

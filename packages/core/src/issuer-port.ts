@@ -59,10 +59,13 @@ export interface Issuer {
   readonly downstream: boolean;
   /**
    * Null when this issuer can make a credential for `action` on `resource`; otherwise why not
-   * (safe to show the agent). Pure: checked at decision time, so nothing that cannot be issued
-   * is ever sent to a reviewer.
+   * (safe to show the agent). Checked at decision time, so nothing that cannot be issued is
+   * ever sent to a reviewer. No side effect (it may read, e.g. whether a sealed secret exists).
    */
-  supports(request: { readonly action: string; readonly resource: string }): string | null;
+  supports(request: {
+    readonly action: string;
+    readonly resource: string;
+  }): string | null | Promise<string | null>;
   /** The credential id and scope, known before minting. Pure. */
   plan(grant: Grant): CredentialPlan;
   /** Makes the credential. Its bytes leave the process only after the lease is committed `active`. */

@@ -181,3 +181,23 @@ export interface OutboxRecord {
   readonly lastError: string | null;
   readonly createdAt: number;
 }
+
+/**
+ * An envelope-encrypted secret (docs/credentials.md): the value under its own data key
+ * (AES-256-GCM), the data key wrapped by the master key. Base64url text; the AAD binds table,
+ * column, name, version and master key id, so a ciphertext moved anywhere else fails (L2).
+ */
+export interface SealedSecretRecord {
+  readonly name: string;
+  readonly version: number;
+  readonly ciphertext: string;
+  readonly nonce: string;
+  readonly wrappedKey: string;
+  readonly wrapNonce: string;
+  /** Which master key wrapped the data key. */
+  readonly keyId: string;
+  /** Keyed fingerprint of the value (HMAC), what the audit trail records. */
+  readonly fingerprint: string;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}

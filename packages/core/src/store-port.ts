@@ -14,6 +14,7 @@ import type {
   OutboxRecord,
   ReviewerCredentialRecord,
   ReviewerRecord,
+  SealedSecretRecord,
   SessionRecord,
   TaskOutcome,
   TaskRecord,
@@ -183,6 +184,24 @@ export interface StoreTx {
     failedAt: number | null,
   ): Promise<void>;
 
+  /**
+   * Compare-and-set write of a sealed secret: inserts when `expectedVersion` is null, else
+   * replaces the row only if it is still at `expectedVersion`. False when it lost the race.
+   */
+  putSealedSecret(record: SealedSecretRecord, expectedVersion: number | null): Promise<boolean>;
+  getSealedSecret(name: string): Promise<SealedSecretRecord | null>;
+  listSealedSecrets(): Promise<SealedSecretRecord[]>;
+  /** Compare-and-set: replaces the wrapped data key of `name` at `version` wrapped by `fromKeyId`. */
+  rewrapSealedSecret(
+    name: string,
+    version: number,
+    fromKeyId: string,
+    wrapped: { keyId: string; wrappedKey: string; wrapNonce: string },
+    at: number,
+  ): Promise<boolean>;
+  /** Counts `uses` more encryptions under a master key; false (nothing counted) past `cap` (L4). */
+  reserveKeyUse(keyId: string, uses: number, cap: number, at: number): Promise<boolean>;
+
   /** Appends one event to the chain. Throws CS_AUDIT_WRITE_FAILED on any failure. */
   appendAudit(input: AuditEventInput, at: number): Promise<AuditEvent>;
 }
@@ -233,4 +252,6 @@ export type ReadMethods =
   | 'getChallenge'
   | 'listVotes'
   | 'getReceipt'
-  | 'listDueOutbox';
+  | 'listDueOutbox'
+  | 'getSealedSecret'
+  | 'listSealedSecrets';

@@ -27,6 +27,7 @@ import { newId } from './ids.js';
 import { buildIssuers } from './issuers/build.js';
 import { receiptSigner } from './issuers/receipt.js';
 import { issuerRegistry, type ServerIssuers } from './issuers/registry.js';
+import { loadMasterKey, type MasterKey, SecretVault } from './issuers/sealed-secrets.js';
 import { loadSigningKey, type SigningKey } from './keys.js';
 import { createMetrics, type Metrics, timed, timedSync } from './metrics.js';
 import { createDispatcher } from './notifications.js';
@@ -48,6 +49,8 @@ export interface ServerDeps {
   readonly log: pino.Logger;
   readonly issuers: ServerIssuers;
   readonly reaper: Reaper;
+  /** Sealed secrets (put, list, rotate-master-key); releases go through the sealed_secret issuer. */
+  readonly vault: SecretVault;
   /** Why the server cannot decide right now, or null when ready. */
   readonly unready: () => string | null;
 }
@@ -70,6 +73,8 @@ export interface ServerOverrides {
   readonly clock?: Clock;
   readonly store?: Store;
   readonly logLevel?: pino.Level | 'silent';
+  /** The sealed secrets' master key (base64url) instead of COUNTERSIGN_MASTER_KEY. */
+  readonly masterKey?: string;
 }
 
 function instrumentPolicy(engine: PolicyEngine, metrics: Metrics): PolicyEngine {
@@ -137,7 +142,19 @@ export async function createServer(
     };
   }
 
-  const entries = buildIssuers({ config, signingKey });
+  // Sealed secrets' master key: from the environment or a key file, never from the store.
+  let masterKey: MasterKey | null = null;
+  let masterKeyProblem: string | null = null;
+  try {
+    masterKey = loadMasterKey({
+      env: overrides.masterKey ?? process.env.COUNTERSIGN_MASTER_KEY,
+      file: config.masterKeyFile,
+    });
+  } catch (error) {
+    masterKeyProblem = (error as Error).message;
+  }
+  const vault = new SecretVault({ ctx: { store, clock }, masterKey, problem: masterKeyProblem });
+  const entries = buildIssuers({ config, signingKey, vault });
   const issuers = issuerRegistry(entries, metrics);
   // Fail closed (invariant 4): a catalog entry naming an issuer that is not configured denies
   // its requests (CS_ISSUER_UNKNOWN), and the instance reports itself unready until fixed.
@@ -191,6 +208,7 @@ export async function createServer(
     log,
     issuers,
     reaper,
+    vault,
     unready: () => {
       if (policyError) return `policy set failed to load: ${policyError}`;
       if (unknownIssuers.length > 0)

@@ -89,6 +89,9 @@ const ConfigSchema = z.strictObject({
   reaper_interval: duration.default(5),
   tasks: z.strictObject({ idle_timeout: duration.nullable().default(null) }).default({ idle_timeout: null }),
   issuers: IssuersConfigSchema,
+  secrets: z
+    .strictObject({ master_key_file: z.string().nullable().default(null) })
+    .default({ master_key_file: null }),
   notifications: z
     .strictObject({
       webhooks: z
@@ -136,6 +139,8 @@ export interface ServerConfig {
   readonly taskIdleTimeoutSeconds: number | null;
   /** Named credential issuers besides the built-in `access_token` (docs/credentials.md). */
   readonly issuers: Readonly<Record<string, IssuerConfig>>;
+  /** The sealed secrets' master key file (0600); COUNTERSIGN_MASTER_KEY wins when set. */
+  readonly masterKeyFile: string | null;
   readonly webhooks: ReadonlyArray<{ name: string; url: string; secret: string }>;
 }
 
@@ -208,6 +213,7 @@ export function loadConfig(options: {
     reaperIntervalSeconds: c.reaper_interval,
     taskIdleTimeoutSeconds: c.tasks.idle_timeout,
     issuers: c.issuers,
+    masterKeyFile: c.secrets.master_key_file === null ? null : at(c.secrets.master_key_file),
     webhooks: c.notifications.webhooks,
   };
 }

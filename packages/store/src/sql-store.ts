@@ -18,6 +18,7 @@ import {
   type OutboxRecord,
   type ReviewerCredentialRecord,
   type ReviewerRecord,
+  type SealedSecretRecord,
   type SessionRecord,
   type StoreTx,
   type TaskOutcome,
@@ -98,6 +99,21 @@ function toLease(r: Row<'leases'>): LeaseRecord {
 }
 
 const LIVE: readonly LeaseStatus[] = ['issuing', 'active'];
+
+function toSealed(r: Row<'sealed_secrets'>): SealedSecretRecord {
+  return {
+    name: r.name,
+    version: num(r.version),
+    ciphertext: r.ciphertext,
+    nonce: r.nonce,
+    wrappedKey: r.wrapped_key,
+    wrapNonce: r.wrap_nonce,
+    keyId: r.key_id,
+    fingerprint: r.fingerprint,
+    createdAt: num(r.created_at),
+    updatedAt: num(r.updated_at),
+  };
+}
 
 function toReviewer(r: Row<'reviewers'>): ReviewerRecord {
   return {
@@ -1067,6 +1083,98 @@ export class SqlTx implements StoreTx {
         .where('id', '=', id)
         .compile(),
     );
+  }
+
+  async putSealedSecret(x: SealedSecretRecord, expectedVersion: number | null) {
+    const values = {
+      name: x.name,
+      version: x.version,
+      ciphertext: x.ciphertext,
+      nonce: x.nonce,
+      wrapped_key: x.wrappedKey,
+      wrap_nonce: x.wrapNonce,
+      key_id: x.keyId,
+      fingerprint: x.fingerprint,
+      created_at: x.createdAt,
+      updated_at: x.updatedAt,
+    };
+    if (expectedVersion === null) {
+      try {
+        await this.exec.run(this.db.insertInto('sealed_secrets').values(values).compile());
+        return true;
+      } catch (error) {
+        if (error instanceof UniqueViolation) return false;
+        throw error;
+      }
+    }
+    const { name: _n, created_at: _c, ...changes } = values;
+    const r = await this.exec.run(
+      this.db
+        .updateTable('sealed_secrets')
+        .set(changes)
+        .where('name', '=', x.name)
+        .where('version', '=', expectedVersion)
+        .compile(),
+    );
+    return r.changes === 1;
+  }
+
+  async getSealedSecret(name: string) {
+    const r = await this.one<'sealed_secrets'>(
+      this.db.selectFrom('sealed_secrets').selectAll().where('name', '=', name),
+    );
+    return r ? toSealed(r) : null;
+  }
+
+  async listSealedSecrets() {
+    const rows = await this.exec.all<Row<'sealed_secrets'>>(
+      this.db.selectFrom('sealed_secrets').selectAll().orderBy('name').compile(),
+    );
+    return rows.map(toSealed);
+  }
+
+  async rewrapSealedSecret(
+    name: string,
+    version: number,
+    fromKeyId: string,
+    wrapped: { keyId: string; wrappedKey: string; wrapNonce: string },
+    at: number,
+  ) {
+    const r = await this.exec.run(
+      this.db
+        .updateTable('sealed_secrets')
+        .set({
+          key_id: wrapped.keyId,
+          wrapped_key: wrapped.wrappedKey,
+          wrap_nonce: wrapped.wrapNonce,
+          updated_at: at,
+        })
+        .where('name', '=', name)
+        .where('version', '=', version)
+        .where('key_id', '=', fromKeyId)
+        .compile(),
+    );
+    return r.changes === 1;
+  }
+
+  async reserveKeyUse(keyId: string, uses: number, cap: number, at: number) {
+    if (!Number.isInteger(uses) || uses < 0) throw new TypeError('uses must be a non-negative integer');
+    await this.exec.run(
+      this.db
+        .insertInto('master_keys')
+        .values({ key_id: keyId, wraps: 0, created_at: at })
+        .onConflict((oc) => oc.column('key_id').doNothing())
+        .compile(),
+    );
+    const r = await this.exec.run(
+      this.db
+        .updateTable('master_keys')
+        .set((eb) => ({ wraps: eb('wraps', '+', uses) }))
+        .where('key_id', '=', keyId)
+        .where('wraps', '<=', cap - uses)
+        .compile(),
+    );
+    return r.changes === 1;
   }
 
   async appendAudit(input: AuditEventInput, at: number): Promise<AuditEvent> {

@@ -29,7 +29,7 @@ export async function mintLease({
   const issuer = ctx.issuers.get(lease.issuer);
   let issued: Awaited<ReturnType<NonNullable<typeof issuer>['issue']>>;
   try {
-    if (!issuer || issuer.mint !== 'delivery') {
+    if (issuer?.mint !== 'delivery') {
       throw new CountersignError('CS_ISSUER_UNKNOWN', `issuer ${lease.issuer} is not configured`);
     }
     issued = await issuer.issue(grant);

@@ -111,7 +111,7 @@ export async function submitAccessRequest({
   // this action on this resource denies, before any reviewer is asked (invariant 4).
   const issuer = ctx.issuers.get(facts.issuer);
   if (decision.outcome !== 'deny') {
-    const refusal = issuer ? issuer.supports({ action, resource: resource.uri }) : null;
+    const refusal = issuer ? await issuer.supports({ action, resource: resource.uri }) : null;
     if (!issuer) {
       decision = denyForIssuer(
         decision,

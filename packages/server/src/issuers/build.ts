@@ -9,11 +9,13 @@ import { accessTokenIssuer } from './access-token.js';
 import { postgresRoleOptions } from './config.js';
 import { postgresRoleIssuer } from './postgres-role.js';
 import type { IssuerEntry } from './registry.js';
+import { type SecretVault, sealedSecretIssuer } from './sealed-secrets.js';
 import { readSecretFile } from './secret-file.js';
 
 export interface IssuerDeps {
   readonly config: ServerConfig;
   readonly signingKey: SigningKey;
+  readonly vault: SecretVault;
 }
 
 export function buildIssuers(deps: IssuerDeps): Map<string, IssuerEntry> {
@@ -28,9 +30,14 @@ export function buildIssuers(deps: IssuerDeps): Map<string, IssuerEntry> {
         entries.set(name, { issuer, close: () => issuer.close() });
         break;
       }
+      case 'sealed_secret': {
+        const issuer = sealedSecretIssuer({ name, vault: deps.vault, actions: c.actions });
+        entries.set(name, { issuer, unready: () => deps.vault.unavailable() });
+        break;
+      }
       default: {
-        const unreachable: never = c.kind;
-        throw new TypeError(`unknown issuer kind ${String(unreachable)}`);
+        const unreachable: never = c;
+        throw new TypeError(`unknown issuer kind ${JSON.stringify(unreachable)}`);
       }
     }
   }

@@ -39,7 +39,16 @@ export const PostgresRoleConfigSchema = z.strictObject({
   timeout: duration.default(10),
 });
 
-export const IssuerConfigSchema = z.discriminatedUnion('kind', [PostgresRoleConfigSchema]);
+export const SealedSecretConfigSchema = z.strictObject({
+  kind: z.literal('sealed_secret'),
+  /** Actions that release a secret (exact names); default read. */
+  actions: z.array(z.string().min(1).max(128)).min(1).default(['read']),
+});
+
+export const IssuerConfigSchema = z.discriminatedUnion('kind', [
+  PostgresRoleConfigSchema,
+  SealedSecretConfigSchema,
+]);
 export type IssuerConfig = z.infer<typeof IssuerConfigSchema>;
 
 export const IssuersConfigSchema = z
