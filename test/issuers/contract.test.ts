@@ -7,9 +7,10 @@
 import { type LeaseRecord, leaseState, revokeLease, suspendAgent } from '@countersign/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type Harness, startHarness, type TestAgent } from '../support/harness.js';
-import { accessTokenKind, type KindDriver, postgresKind, sealedSecretKind } from './kinds.js';
+import { accessTokenKind, type KindDriver, postgresKind, proxyKind, sealedSecretKind } from './kinds.js';
 
-const KINDS: KindDriver[] = [accessTokenKind, postgresKind(), sealedSecretKind()];
+/** The four kinds of DESIGN.md: token, database role, proxy, sealed secret. */
+const KINDS: KindDriver[] = [accessTokenKind, postgresKind(), proxyKind(), sealedSecretKind()];
 
 async function auditTypes(h: Harness, leaseId: string): Promise<string[]> {
   const types: string[] = [];

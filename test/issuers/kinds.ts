@@ -16,6 +16,7 @@ import {
   startRelay,
   type TargetDatabases,
 } from '../support/postgres.js';
+import { startUpstream, type TestUpstream } from '../support/upstream.js';
 
 export interface KindDriver {
   readonly kind: string;
@@ -224,5 +225,86 @@ export function sealedSecretKind(): KindDriver & { readonly canary: string } {
       return state.active;
     },
     secrets: (credential) => [String(credential.value)],
+  };
+}
+
+/** Writes a secret file (0600) into the data dir; returns its path relative to it. */
+export function addSecretFile(home: string, name: string, value: string): string {
+  mkdirSync(join(home, 'secrets'), { recursive: true, mode: 0o700 });
+  writeFileSync(join(home, 'secrets', name), `${value}\n`, { mode: 0o600 });
+  return `secrets/${name}`;
+}
+
+/** The credential proxy in front of a local upstream (private networks allowed for it, explicitly). */
+export function proxyKind(): KindDriver & {
+  readonly upstream: TestUpstream;
+  readonly upstreamSecret: string;
+} {
+  let upstream: TestUpstream | null = null;
+  const upstreamSecret = `upstream-secret-${randomBytes(12).toString('hex')}`;
+  return {
+    kind: 'proxy',
+    issuer: 'api',
+    resource: 'https://echo/v1',
+    action: 'read',
+    get upstream() {
+      return upstream!;
+    },
+    upstreamSecret,
+    async setup() {
+      upstream = await startUpstream();
+    },
+    configure(home) {
+      addResourceServer(home);
+      const secretFile = addSecretFile(home, 'echo.token', upstreamSecret);
+      editConfig(home, (c) => {
+        c.issuers = {
+          ...c.issuers,
+          api: {
+            kind: 'proxy',
+            upstreams: {
+              echo: {
+                url: `${upstream!.url}/base`,
+                inject: { type: 'bearer', secret_file: secretFile },
+                allow_private_networks: true,
+                timeout: '5s',
+              },
+            },
+          },
+        };
+      });
+      addCatalogEntries(
+        home,
+        `  - pattern: https://echo/*
+    sensitivity: internal
+    environment: staging
+    owner: app
+    boundary: acme
+    issuer: api
+`,
+      );
+    },
+    async teardown() {
+      await upstream?.close();
+    },
+    // The upstream itself answers (through the proxy) or the proxy refuses the lease.
+    async use(h, _agent, credential) {
+      const res = await h.call('GET', '/proxy/echo/v1/echo/ping', { token: credential.access_token });
+      if (res.status === 200) {
+        const seen = (await res.json()) as { headers: Record<string, string> };
+        if (
+          seen.headers.authorization !==
+          `sha256:${createHash('sha256').update(`Bearer ${upstreamSecret}`).digest('hex')}`
+        ) {
+          throw new Error('the upstream did not receive its secret');
+        }
+        return true;
+      }
+      const body = (await res.json()) as { error: { code: string } };
+      if (res.status === 401 && ['CS_LEASE_INACTIVE', 'CS_TOKEN_EXPIRED'].includes(body.error.code))
+        return false;
+      throw new Error(`unexpected proxy answer ${res.status} ${body.error.code}`);
+    },
+    secrets: (credential) => [String(credential.access_token).split('.')[2]!],
   };
 }

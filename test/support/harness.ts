@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Clock, registerAgent } from '@countersign/core';
-import { type CountersignServer, createServer, loadConfig } from '@countersign/server';
+import { type CountersignServer, createServer, loadConfig, type ServerOverrides } from '@countersign/server';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from 'jose';
 import { initHome } from '../../packages/cli/src/commands/init.js';
 
@@ -74,13 +74,19 @@ export async function newKeyPair(): Promise<{ privateJwk: JWK; publicJwk: JWK }>
 }
 
 export async function startHarness(
-  options: { clock?: TestClock; home?: string; configure?: (home: string) => void } = {},
+  options: {
+    clock?: TestClock;
+    home?: string;
+    configure?: (home: string) => void;
+    overrides?: Omit<ServerOverrides, 'clock' | 'logLevel'>;
+  } = {},
 ): Promise<Harness> {
   const home = options.home ?? mkdtempSync(join(tmpdir(), 'countersign-test-'));
   await initHome({ home, dev: true });
   options.configure?.(home);
   const clock = options.clock ?? new TestClock();
   const server = await createServer(loadConfig({ home, port: 8787, issuer: ISSUER }), {
+    ...options.overrides,
     clock,
     logLevel: 'silent',
   });

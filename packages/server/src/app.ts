@@ -31,11 +31,14 @@ import { loadMasterKey, type MasterKey, SecretVault } from './issuers/sealed-sec
 import { loadSigningKey, type SigningKey } from './keys.js';
 import { createMetrics, type Metrics, timed, timedSync } from './metrics.js';
 import { createDispatcher } from './notifications.js';
+import { type Resolver, systemResolver } from './proxy/destination.js';
+import type { ProxyUpstream } from './proxy/upstreams.js';
 import { createReaper, type Reaper } from './reaper.js';
 import { agentRoutes } from './routes/agent.js';
 import { consoleRoutes } from './routes/console.js';
 import { consoleStaticRoutes } from './routes/console-static.js';
 import { oauthRoutes } from './routes/oauth.js';
+import { proxyRoutes } from './routes/proxy.js';
 import { wellKnownRoutes } from './routes/well-known.js';
 import { RequestWaiters } from './waiters.js';
 
@@ -51,6 +54,10 @@ export interface ServerDeps {
   readonly reaper: Reaper;
   /** Sealed secrets (put, list, rotate-master-key); releases go through the sealed_secret issuer. */
   readonly vault: SecretVault;
+  /** The credential proxy's upstreams by name (routes/proxy.ts). */
+  readonly proxyUpstreams: ReadonlyMap<string, ProxyUpstream>;
+  /** How the proxy resolves upstream names (a stub in tests). */
+  readonly resolver: Resolver;
   /** Why the server cannot decide right now, or null when ready. */
   readonly unready: () => string | null;
 }
@@ -75,6 +82,8 @@ export interface ServerOverrides {
   readonly logLevel?: pino.Level | 'silent';
   /** The sealed secrets' master key (base64url) instead of COUNTERSIGN_MASTER_KEY. */
   readonly masterKey?: string;
+  /** How the credential proxy resolves upstream host names (tests pass a stub resolver). */
+  readonly resolver?: Resolver;
 }
 
 function instrumentPolicy(engine: PolicyEngine, metrics: Metrics): PolicyEngine {
@@ -154,7 +163,7 @@ export async function createServer(
     masterKeyProblem = (error as Error).message;
   }
   const vault = new SecretVault({ ctx: { store, clock }, masterKey, problem: masterKeyProblem });
-  const entries = buildIssuers({ config, signingKey, vault });
+  const { entries, upstreams } = buildIssuers({ config, signingKey, vault });
   const issuers = issuerRegistry(entries, metrics);
   // Fail closed (invariant 4): a catalog entry naming an issuer that is not configured denies
   // its requests (CS_ISSUER_UNKNOWN), and the instance reports itself unready until fixed.
@@ -209,6 +218,8 @@ export async function createServer(
     issuers,
     reaper,
     vault,
+    proxyUpstreams: upstreams,
+    resolver: overrides.resolver ?? systemResolver,
     unready: () => {
       if (policyError) return `policy set failed to load: ${policyError}`;
       if (unknownIssuers.length > 0)
@@ -243,6 +254,7 @@ export async function createServer(
   app.route('/', wellKnownRoutes(deps));
   app.route('/', agentRoutes(deps));
   app.route('/', oauthRoutes(deps));
+  app.route('/', proxyRoutes(deps));
   app.route('/', consoleRoutes(deps));
   app.route('/', consoleStaticRoutes());
 

@@ -48,3 +48,11 @@ export {
 export { readSecretFile } from './issuers/secret-file.js';
 export { parseJsonBody, textNestingDepth } from './json-body.js';
 export { generateSigningKeyFile, loadSigningKey, type SigningKey } from './keys.js';
+export {
+  addressRefusal,
+  checkDestination,
+  type ResolvedAddress,
+  type Resolver,
+  systemResolver,
+} from './proxy/destination.js';
+export { proxyPathSegments } from './routes/proxy.js';

@@ -45,9 +45,89 @@ export const SealedSecretConfigSchema = z.strictObject({
   actions: z.array(z.string().min(1).max(128)).min(1).default(['read']),
 });
 
+/** Upstream names: the `<upstream>` in https://<upstream>/<path> resources and /proxy/<upstream>/. */
+export const UPSTREAM_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+export const DEFAULT_PROXY_METHODS: Readonly<Record<string, readonly (typeof HTTP_METHODS)[number][]>> = {
+  read: ['GET', 'HEAD'],
+  write: ['POST', 'PUT', 'PATCH'],
+  delete: ['DELETE'],
+};
+/** Headers the proxy owns: an injection may not name them. */
+const RESERVED_HEADERS = new Set([
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'te',
+  'trailer',
+  'proxy-authorization',
+  'proxy-connection',
+  'cookie',
+]);
+
+const secretSource = {
+  secret_file: z.string().min(1).optional(),
+  sealed_secret: z.string().min(1).optional(),
+};
+
+const InjectSchema = z
+  .discriminatedUnion('type', [
+    z.strictObject({ type: z.literal('bearer'), ...secretSource }),
+    z.strictObject({
+      type: z.literal('basic'),
+      username: z
+        .string()
+        .max(256)
+        .regex(/^[\x20-\x39\x3b-\x7e]*$/, 'printable ASCII without a colon'),
+      ...secretSource,
+    }),
+    z.strictObject({
+      type: z.literal('header'),
+      header: z
+        .string()
+        .regex(/^[A-Za-z0-9-]{1,64}$/)
+        .refine((h) => !RESERVED_HEADERS.has(h.toLowerCase()), 'the proxy owns that header'),
+      prefix: z
+        .string()
+        .regex(/^[\x20-\x7e]*$/)
+        .max(64)
+        .default(''),
+      ...secretSource,
+    }),
+  ])
+  .refine(
+    (i) => (i.secret_file === undefined) !== (i.sealed_secret === undefined),
+    'give exactly one of secret_file or sealed_secret (never the secret itself)',
+  );
+
+export const UpstreamConfigSchema = z.strictObject({
+  url: z.url(),
+  inject: InjectSchema,
+  /** Action name -> HTTP methods the lease allows; default read: GET HEAD, write: POST PUT PATCH, delete: DELETE. */
+  methods: z.record(z.string().min(1).max(128), z.array(z.enum(HTTP_METHODS)).min(1)).optional(),
+  /** Lets the upstream be on loopback, private or link-local addresses (and plain http). Off by default (K3). */
+  allow_private_networks: z.boolean().default(false),
+  timeout: duration.default(30),
+  max_request_bytes: z
+    .number()
+    .int()
+    .min(0)
+    .max(1024 ** 3)
+    .default(64 * 1024 * 1024),
+});
+
+export const ProxyConfigSchema = z.strictObject({
+  kind: z.literal('proxy'),
+  upstreams: z.record(z.string().regex(UPSTREAM_NAME), UpstreamConfigSchema),
+});
+
 export const IssuerConfigSchema = z.discriminatedUnion('kind', [
   PostgresRoleConfigSchema,
   SealedSecretConfigSchema,
+  ProxyConfigSchema,
 ]);
 export type IssuerConfig = z.infer<typeof IssuerConfigSchema>;
 
