@@ -6,6 +6,7 @@ import { agentAdd, agentList, agentSuspend } from './commands/agent.js';
 import { auditVerify } from './commands/audit.js';
 import { demoCommand } from './commands/demo.js';
 import { initHome } from './commands/init.js';
+import { leaseList, leaseRevoke } from './commands/lease.js';
 import { policyValidate } from './commands/policy.js';
 import { receiptVerify } from './commands/receipt.js';
 import { clientFor, requestCommand } from './commands/request.js';
@@ -149,6 +150,11 @@ export function buildProgram(exit: { code: number }): Command {
       process.stdout.write(
         `suspended ${id}: ${r.revokedLeases} lease(s) revoked, ${r.cancelledRequests} pending request(s) cancelled\n`,
       );
+      if (r.pendingRevocations.length > 0) {
+        process.stdout.write(
+          `${r.pendingRevocations.length} downstream revocation(s) not confirmed yet: the server's reaper retries them (countersign lease list --status revoke_pending)\n`,
+        );
+      }
     });
 
   const reviewer = program
@@ -188,6 +194,60 @@ export function buildProgram(exit: { code: number }): Command {
     .action(async (email: string, o: { dir?: string }) => {
       await reviewerRemove(resolveHome(o.dir), email);
       process.stdout.write(`removed ${email}\n`);
+    });
+
+  const lease = program.command('lease').description('leases (acts on the local data directory)');
+  lease
+    .command('list')
+    .description('list leases, newest first: kind, state, agent, task, resource, revocation attempts')
+    .option('--agent <id>', 'only this agent')
+    .option('--task <id>', 'only this task')
+    .option('--status <status...>', 'issuing, active, revoke_pending, revoked')
+    .addOption(new Option('--limit <n>', 'at most this many').argParser(wholeNumber(10_000)).default(100))
+    .option('--json', 'print JSON', false)
+    .addOption(home)
+    .action(
+      async (o: {
+        agent?: string;
+        task?: string;
+        status?: string[];
+        limit: number;
+        json: boolean;
+        dir?: string;
+      }) => {
+        const leases = await leaseList(resolveHome(o.dir), {
+          ...(o.agent ? { agent: o.agent } : {}),
+          ...(o.task ? { task: o.task } : {}),
+          ...(o.status ? { status: o.status } : {}),
+          limit: o.limit,
+        });
+        if (o.json) return printJson(leases);
+        if (leases.length === 0) return void process.stdout.write('no leases\n');
+        for (const l of leases) {
+          const revocation =
+            l.status === 'revoke_pending'
+              ? `  revocation pending: ${l.revoke_attempts} failed attempt(s), last ${l.last_revoke_error ?? '-'}, next ${l.next_revoke_at}`
+              : '';
+          process.stdout.write(
+            `${l.state.padEnd(14)} ${l.lease_id}  ${l.kind}  ${l.agent_id}  task=${l.task_id}  ${l.action ?? ''} ${l.resource ?? ''}  expires ${l.expires_at}${revocation}\n`,
+          );
+        }
+      },
+    );
+  lease
+    .command('revoke <lease-id>')
+    .description('end a lease now; its downstream credential (a database role) is removed at once')
+    .option('--reason <text>', 'why (recorded in the audit trail)')
+    .addOption(home)
+    .action(async (leaseId: string, o: { reason?: string; dir?: string }) => {
+      const r = await leaseRevoke(resolveHome(o.dir), leaseId, o.reason);
+      const lines = {
+        revoked: `revoked ${leaseId}`,
+        revoke_pending: `${leaseId} ended; its downstream did not confirm the revocation (${r.lease?.last_revoke_error ?? 'unknown'}): the server's reaper keeps retrying (countersign_revocations_failed)`,
+        not_live: `${leaseId} was not live (${r.lease?.state}); nothing changed`,
+      };
+      process.stdout.write(`${lines[r.outcome]}\n`);
+      if (r.outcome === 'revoke_pending') exit.code = 3;
     });
 
   const secret = program
@@ -274,9 +334,8 @@ export function buildProgram(exit: { code: number }): Command {
       if (answer.status !== 'allowed') exit.code = answer.status === 'pending' ? 3 : 2;
     });
 
-  program
-    .command('task')
-    .description('tasks')
+  const task = program.command('task').description('tasks (as an agent, over HTTP)');
+  task
     .command('complete <task-id>')
     .description('complete a task: every lease it holds is revoked')
     .requiredOption('--agent <id>', 'agent id')
@@ -284,6 +343,25 @@ export function buildProgram(exit: { code: number }): Command {
     .addOption(server)
     .action(async (taskId: string, o: { agent: string; key: string; server?: string }) => {
       printJson(await clientFor(serverUrl(o.server), o.agent, o.key).completeTask(taskId));
+    });
+  task
+    .command('fail <task-id>')
+    .description('end a task as failed: every lease it holds is revoked')
+    .requiredOption('--agent <id>', 'agent id')
+    .requiredOption('--key <file>', 'the agent’s private JWK file')
+    .option('--reason <text>', 'why (kept in the audit trail as the agent’s claim)')
+    .addOption(server)
+    .action(async (taskId: string, o: { agent: string; key: string; reason?: string; server?: string }) => {
+      printJson(await clientFor(serverUrl(o.server), o.agent, o.key).failTask(taskId, o.reason));
+    });
+  task
+    .command('heartbeat <task-id>')
+    .description('say the task is still running; prints its leases')
+    .requiredOption('--agent <id>', 'agent id')
+    .requiredOption('--key <file>', 'the agent’s private JWK file')
+    .addOption(server)
+    .action(async (taskId: string, o: { agent: string; key: string; server?: string }) => {
+      printJson(await clientFor(serverUrl(o.server), o.agent, o.key).heartbeat(taskId));
     });
 
   program

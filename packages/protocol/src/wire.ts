@@ -18,6 +18,45 @@ export interface AccessTokenCredential {
   readonly lease_id: string;
 }
 
+/** A lease for the credential proxy: call `proxy_url` + path with the token; the upstream's secret stays in Countersign. */
+export interface ProxyCredential {
+  readonly type: 'proxy';
+  readonly access_token: string;
+  readonly token_type: 'Bearer';
+  readonly proxy_url: string;
+  readonly expires_at: string;
+  readonly lease_id: string;
+}
+
+/** A dynamic PostgreSQL role: connect with these; it is dropped when the lease ends. */
+export interface PostgresRoleCredential {
+  readonly type: 'postgres_role';
+  readonly host: string;
+  readonly port: number;
+  readonly database: string;
+  readonly user: string;
+  readonly password: string;
+  readonly expires_at: string;
+  readonly lease_id: string;
+}
+
+/** A sealed secret's value, released once for this grant. */
+export interface SealedSecretCredential {
+  readonly type: 'sealed_secret';
+  readonly name: string;
+  readonly version: number;
+  readonly encoding: 'utf8' | 'base64';
+  readonly value: string;
+  readonly expires_at: string;
+  readonly lease_id: string;
+}
+
+export type CredentialWire =
+  | AccessTokenCredential
+  | ProxyCredential
+  | PostgresRoleCredential
+  | SealedSecretCredential;
+
 export interface DecisionWire {
   readonly outcome: 'allow' | 'deny' | 'review';
   readonly determining_policies: ReadonlyArray<{ id: string; effect: 'permit' | 'forbid' }>;
@@ -50,5 +89,5 @@ export interface AccessRequestWire {
   readonly review: { readonly reviewer_group: string | null; readonly deadline_at: string } | null;
   readonly lease_id: string | null;
   readonly decision: DecisionWire;
-  readonly credential?: AccessTokenCredential;
+  readonly credential?: CredentialWire;
 }

@@ -56,3 +56,4 @@ export {
   systemResolver,
 } from './proxy/destination.js';
 export { proxyPathSegments } from './routes/proxy.js';
+export { leaseView } from './views.js';

@@ -1,5 +1,5 @@
 import type { AccessRequestRecord, LeaseRecord } from '@countersign/core';
-import type { AccessRequestWire, AccessTokenCredential } from '@countersign/protocol';
+import type { AccessRequestWire, CredentialWire } from '@countersign/protocol';
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -39,7 +39,7 @@ export function accessRequestView(
       request_digest: record.digest,
       error_code: d.errorCode,
     },
-    ...(credential ? { credential: credential as unknown as AccessTokenCredential } : {}),
+    ...(credential ? { credential: credential as unknown as CredentialWire } : {}),
   };
 }
 

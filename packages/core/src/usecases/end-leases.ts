@@ -15,6 +15,7 @@ export async function endLeases(
   reason: string,
   actor: AuditActor,
   now: number,
+  note?: string,
 ): Promise<LeaseRecord[]> {
   const ended = await tx.revokeLeases(selector, now, reason, ctx.issuers.downstream);
   for (const lease of ended) {
@@ -23,7 +24,13 @@ export async function endLeases(
         type: lease.status === 'revoked' ? 'lease.revoked' : 'lease.revoke_requested',
         actor,
         requestId: lease.requestId,
-        data: { lease_id: lease.id, reason, kind: lease.kind, issuer: lease.issuer },
+        data: {
+          lease_id: lease.id,
+          reason,
+          kind: lease.kind,
+          issuer: lease.issuer,
+          ...(note === undefined ? {} : { note }),
+        },
       },
       now,
     );

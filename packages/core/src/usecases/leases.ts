@@ -43,12 +43,13 @@ export async function revokeLease({
   actor,
 }: {
   ctx: DomainContext;
-  input: { leaseId: string; reason: string };
+  /** `note`: the person's own words, kept in the audit event only (the lease keeps the reason code). */
+  input: { leaseId: string; reason: string; note?: string };
   actor: AuditActor;
 }): Promise<LeaseRecord | null> {
   const now = ctx.clock.now();
   return ctx.store.transaction(async (tx) => {
-    const ended = await endLeases(ctx, tx, { leaseId: input.leaseId }, input.reason, actor, now);
+    const ended = await endLeases(ctx, tx, { leaseId: input.leaseId }, input.reason, actor, now, input.note);
     return ended[0] ?? null;
   });
 }
