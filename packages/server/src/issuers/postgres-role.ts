@@ -30,7 +30,7 @@ import {
   type Issuer,
   parseResource,
 } from '@countersign/core';
-import pg from 'pg';
+import type pgTypes from 'pg';
 
 const pbkdf2Async = promisify(pbkdf2);
 
@@ -120,8 +120,13 @@ export async function scramSha256Verifier(
   return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
 }
 
-const ident = (name: string) => pg.escapeIdentifier(name);
-const literal = (value: string) => pg.escapeLiteral(value);
+type Pg = typeof pgTypes;
+let pgModule: Promise<Pg> | null = null;
+/** `pg` loads on first use: commands and servers without a PostgreSQL issuer never pay for it. */
+function loadPg(): Promise<Pg> {
+  pgModule ??= import('pg').then((m) => (m as unknown as { default: Pg }).default ?? (m as unknown as Pg));
+  return pgModule;
+}
 
 export interface PostgresRoleIssuer extends Issuer {
   /** The role a lease gets (deterministic from the lease id, so recovery knows what to drop). */
@@ -136,10 +141,11 @@ export function postgresRoleIssuer(options: PostgresRoleOptions): PostgresRoleIs
   for (const list of Object.values(options.privileges)) {
     for (const p of list) if (!TABLE_PRIVILEGES.includes(p)) throw new TypeError(`unknown privilege ${p}`);
   }
-  const pools = new Map<string, pg.Pool>();
+  const pools = new Map<string, pgTypes.Pool>();
 
-  function poolFor(database: string): pg.Pool {
+  async function poolFor(database: string): Promise<pgTypes.Pool> {
     if (!PG_IDENTIFIER.test(database)) throw new TypeError('database name breaks its grammar');
+    const pg = await loadPg();
     let pool = pools.get(database);
     if (!pool) {
       pool = new pg.Pool({
@@ -165,10 +171,14 @@ export function postgresRoleIssuer(options: PostgresRoleOptions): PostgresRoleIs
   }
 
   /** Runs `work` on one admin connection; a failed connection is discarded, not pooled. */
-  async function withClient<T>(database: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await poolFor(database).connect();
+  async function withClient<T>(
+    database: string,
+    work: (client: pgTypes.PoolClient, pg: Pg) => Promise<T>,
+  ): Promise<T> {
+    const pg = await loadPg();
+    const client = await (await poolFor(database)).connect();
     try {
-      const result = await work(client);
+      const result = await work(client, pg);
       client.release();
       return result;
     } catch (error) {
@@ -226,7 +236,9 @@ export function postgresRoleIssuer(options: PostgresRoleOptions): PostgresRoleIs
       const password = randomBytes(24).toString('base64url');
       const verifier = await scramSha256Verifier(password);
       const validUntil = new Date(grant.expiresAt).toISOString();
-      await withClient(t.database, async (client) => {
+      await withClient(t.database, async (client, pg) => {
+        const ident = (name: string) => pg.escapeIdentifier(name);
+        const literal = (value: string) => pg.escapeLiteral(value);
         await client.query('BEGIN');
         try {
           await lockAcls(client, t.database);
@@ -284,11 +296,11 @@ export function postgresRoleIssuer(options: PostgresRoleOptions): PostgresRoleIs
         throw new TypeError('the lease does not name a role this issuer makes');
       }
       const t = target(lease.resource);
-      await withClient(t.database, async (client) => {
+      await withClient(t.database, async (client, pg) => {
         // Held for the whole sequence (several transactions); released with the session if it dies.
         await client.query('SELECT pg_advisory_lock(hashtext($1))', [aclLockKey(t.database)]);
         try {
-          await dropRole(client, role);
+          await dropRole(client, role, (name) => pg.escapeIdentifier(name));
         } catch (error) {
           // 42704 undefined_object: another reaper dropped it meanwhile. Gone is gone.
           if ((error as { code?: string }).code !== '42704') throw error;
@@ -311,14 +323,18 @@ export function postgresRoleIssuer(options: PostgresRoleOptions): PostgresRoleIs
  * One advisory lock per database serialises them across every Countersign instance: issuance
  * takes it for its transaction, revocation for its whole sequence.
  */
-async function lockAcls(client: pg.PoolClient, database: string): Promise<void> {
+async function lockAcls(client: pgTypes.PoolClient, database: string): Promise<void> {
   await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [aclLockKey(database)]);
 }
 
 const aclLockKey = (database: string) => `countersign/acl/${database}`;
 
 /** Ends a role: no new logins, its sessions terminated and gone, its grants dropped, the role dropped. */
-async function dropRole(client: pg.PoolClient, role: string): Promise<void> {
+async function dropRole(
+  client: pgTypes.PoolClient,
+  role: string,
+  ident: (name: string) => string,
+): Promise<void> {
   const found = await client.query<{ oid: string }>(
     'SELECT oid::text AS oid FROM pg_roles WHERE rolname = $1',
     [role],
