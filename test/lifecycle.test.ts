@@ -185,7 +185,7 @@ describe('leases, tasks, reviews and the agent lifecycle', () => {
       actor: { type: 'operator', id: 'test' },
       input: { agentId: agent.id },
     });
-    expect(result).toEqual({ revokedLeases: 1, cancelledRequests: 1 });
+    expect(result).toEqual({ revokedLeases: 1, cancelledRequests: 1, pendingRevocations: [] });
     const refused = await h.call('POST', '/v1/access-requests', { token, body: body() });
     expect(refused.status).toBe(401);
     expect(((await refused.json()) as any).error.code).toBe('CS_AGENT_SUSPENDED');

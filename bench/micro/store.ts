@@ -125,6 +125,14 @@ function unit(i: number) {
     revokeReason: null,
     deliveredAt: now,
     cnfJkt: null,
+    issuer: 'access_token',
+    action: 'read',
+    resource: 'postgres://staging/app/orders',
+    revokeAttempts: 0,
+    nextRevokeAt: null,
+    claimedUntil: null,
+    lastRevokeError: null,
+    revokeConfirmedAt: null,
   };
   return async (tx: StoreTx) => {
     await tx.consumeTokenId('bench-agent', `jti-${i}`, now + 360_000);

@@ -84,8 +84,9 @@ async function one(variant: Variant, which: 'allow' | 'deny' | 'review'): Promis
     }[which],
   );
   const ctx = server.deps.ctx as unknown as {
-    issuer: { kind: string; issue: (g: Record<string, unknown>) => Promise<unknown> };
+    issuers: { get(name: string): { issue: (g: Record<string, unknown>) => Promise<unknown> } };
   };
+  const accessToken = ctx.issuers.get('access_token')!;
   if (variant === 'node-sign' || variant === 'combined') {
     // Mirrors packages/server/src/issuers/access-token.ts, signing with node:crypto.
     const key = server.deps.signingKey;
@@ -93,7 +94,7 @@ async function one(variant: Variant, which: 'allow' | 'deny' | 'review'): Promis
     const issuer = 'http://localhost:8787';
     const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
     const header = b64({ alg: 'EdDSA', typ: 'at+jwt', kid: key.kid });
-    ctx.issuer.issue = async (g: Record<string, unknown>) => {
+    accessToken.issue = async (g: Record<string, unknown>) => {
       const authorizationDetails = [
         { type: 'countersign_access', actions: [g.action], locations: [g.resource] },
       ];

@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { registerAgent } from '@countersign/core';
+import type { AccessTokenCredential } from '@countersign/protocol';
 import { AccessRequestTimeoutError, CountersignApiError, CountersignClient } from '@countersign/sdk';
 import { tokenFileSource } from '@countersign/sdk/node';
 import { LeaseVerificationError, LeaseVerifier } from '@countersign/sdk/verify';
@@ -125,9 +126,10 @@ describe('SDK end to end: workload identity, DPoP, review, lease verification', 
     expect(result.status).toBe('allowed');
     if (result.status !== 'allowed') throw new Error('unreachable');
     expect(result.requestId).toBe(id);
-    expect(result.credential?.token_type).toBe('DPoP');
+    const credential = result.credential as AccessTokenCredential;
+    expect(credential.token_type).toBe('DPoP');
     const jkt = await (await client.dpop())!.thumbprint();
-    expect(decodeJwt(result.credential!.access_token).cnf).toEqual({ jkt });
+    expect(decodeJwt(credential.access_token).cnf).toEqual({ jkt });
     const jwks = createLocalJWKSet(
       (await (await fetch(`${live.url}/.well-known/jwks.json`)).json()) as never,
     );
@@ -149,7 +151,7 @@ describe('SDK end to end: workload identity, DPoP, review, lease verification', 
       expect(error).toBeInstanceOf(LeaseVerificationError);
       expect((error as LeaseVerificationError).code).toBe(code);
     };
-    const token = result.credential!.access_token;
+    const token = credential.access_token;
     const check = {
       token,
       method: 'POST',
@@ -261,7 +263,7 @@ describe('SDK end to end: workload identity, DPoP, review, lease verification', 
     });
     expect(read.status).toBe('allowed');
     if (read.status !== 'allowed') throw new Error('unreachable');
-    expect(read.credential?.token_type).toBe('Bearer');
+    expect((read.credential as AccessTokenCredential).token_type).toBe('Bearer');
     const staging = new LeaseVerifier({ issuer: live.url, audience: 'postgres://staging/app' });
     const url = 'https://orders.acme.dev/orders';
     const headers = await reporter.leaseHeaders(read.credential!, 'GET', url);

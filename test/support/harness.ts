@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Clock, registerAgent } from '@countersign/core';
-import { type CountersignServer, createServer, loadConfig } from '@countersign/server';
+import { type CountersignServer, createServer, loadConfig, type ServerOverrides } from '@countersign/server';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from 'jose';
 import { initHome } from '../../packages/cli/src/commands/init.js';
 
@@ -63,7 +63,8 @@ export interface Harness {
     body: Record<string, unknown>,
     headers?: Record<string, string>,
   ): Promise<{ status: number; json: any }>;
-  close(): Promise<void>;
+  /** Stops the server; the temp data dir is removed unless `keepHome` (a restart on the same data follows). */
+  close(options?: { keepHome?: boolean }): Promise<void>;
 }
 
 export async function newKeyPair(): Promise<{ privateJwk: JWK; publicJwk: JWK }> {
@@ -73,13 +74,19 @@ export async function newKeyPair(): Promise<{ privateJwk: JWK; publicJwk: JWK }>
 }
 
 export async function startHarness(
-  options: { clock?: TestClock; home?: string; configure?: (home: string) => void } = {},
+  options: {
+    clock?: TestClock;
+    home?: string;
+    configure?: (home: string) => void;
+    overrides?: Omit<ServerOverrides, 'clock' | 'logLevel'>;
+  } = {},
 ): Promise<Harness> {
   const home = options.home ?? mkdtempSync(join(tmpdir(), 'countersign-test-'));
   await initHome({ home, dev: true });
   options.configure?.(home);
   const clock = options.clock ?? new TestClock();
   const server = await createServer(loadConfig({ home, port: 8787, issuer: ISSUER }), {
+    ...options.overrides,
     clock,
     logLevel: 'silent',
   });
@@ -138,9 +145,9 @@ export async function startHarness(
       });
       return { status: res.status, json: await res.json() };
     },
-    async close() {
+    async close(closeOptions = {}) {
       await server.close();
-      if (!options.home) rmSync(home, { recursive: true, force: true });
+      if (!options.home && !closeOptions.keepHome) rmSync(home, { recursive: true, force: true });
     },
   };
   return harness;

@@ -5,6 +5,7 @@ import { AgentsPage } from './pages/Agents';
 import { AuditPage } from './pages/Audit';
 import { EnrollPage } from './pages/Enroll';
 import { HistoryPage } from './pages/History';
+import { LeasesPage } from './pages/Leases';
 import { LoginPage } from './pages/Login';
 import { QueuePage } from './pages/Queue';
 import { RequestPage } from './pages/Request';
@@ -21,6 +22,7 @@ const TITLES: Record<Route['name'], string> = {
   request: 'Request',
   history: 'History',
   agents: 'Agents',
+  leases: 'Leases',
   audit: 'Audit',
   login: 'Sign in',
   enroll: 'Enroll',
@@ -128,7 +130,7 @@ export function App() {
             <>
               <nav aria-label="Main">
                 <ul>
-                  {(['queue', 'history', 'agents', 'audit'] as const).map((name) => (
+                  {(['queue', 'history', 'agents', 'leases', 'audit'] as const).map((name) => (
                     <li key={name}>
                       <a
                         href={href[name]}
@@ -178,6 +180,8 @@ function Page({ route }: { route: Route }) {
       return <HistoryPage />;
     case 'agents':
       return <AgentsPage />;
+    case 'leases':
+      return <LeasesPage />;
     case 'audit':
       return <AuditPage />;
     default:

@@ -115,6 +115,33 @@ export interface SuspendResult {
   cancelled_requests: number;
 }
 
+export type LeaseStatus = 'issuing' | 'active' | 'revoke_pending' | 'revoked';
+
+/** A lease as the server shows it: never the credential. */
+export interface LeaseRecord {
+  lease_id: string;
+  request_id: string;
+  agent_id: string;
+  task_id: string;
+  kind: string;
+  issuer: string;
+  action: string | null;
+  resource: string | null;
+  credential_id: string;
+  status: LeaseStatus;
+  /** What it means now: `expired` once its TTL passed, even before the reaper ran. */
+  state: string;
+  issued_at: string;
+  expires_at: string;
+  delivered_at: string | null;
+  revoked_at: string | null;
+  revoke_reason: string | null;
+  revoke_attempts: number;
+  next_revoke_at: string | null;
+  last_revoke_error: string | null;
+  revoke_confirmed_at: string | null;
+}
+
 export type AuditStatus =
   | { ok: true; count: number; head_hash: string }
   | { ok: false; count: number; seq: number; event_id: string; reason: string };
@@ -269,6 +296,21 @@ export const api = {
   agents: () => call<{ items: AgentRecord[] }>('GET', '/v1/console/agents'),
   suspendAgent: (id: string, reason: string) =>
     call<SuspendResult>('POST', `/v1/console/agents/${seg(id)}/suspend`, { reason }),
+
+  leases: (filter: { status?: string; agent?: string }) => {
+    const query = new URLSearchParams();
+    if (filter.status) query.set('status', filter.status);
+    if (filter.agent) query.set('agent', filter.agent);
+    const qs = query.toString();
+    return call<{ items: LeaseRecord[]; failing_revocations: number }>(
+      'GET',
+      `/v1/console/leases${qs ? `?${qs}` : ''}`,
+    );
+  },
+  revokeLease: (id: string, reason: string) =>
+    call<{ revoked: boolean; lease: LeaseRecord }>('POST', `/v1/console/leases/${seg(id)}/revoke`, {
+      reason,
+    }),
 
   audit: () => call<AuditStatus>('GET', '/v1/console/audit'),
 };

@@ -5,6 +5,7 @@ export type Route =
   | { name: 'request'; id: string }
   | { name: 'history' }
   | { name: 'agents' }
+  | { name: 'leases' }
   | { name: 'audit' }
   | { name: 'login' }
   | { name: 'enroll'; token: string }
@@ -24,6 +25,7 @@ export function parseHash(hash: string): Route {
   if (path === '' || path === '/' || path === '/queue') return { name: 'queue' };
   if (path === '/history') return { name: 'history' };
   if (path === '/agents') return { name: 'agents' };
+  if (path === '/leases') return { name: 'leases' };
   if (path === '/audit') return { name: 'audit' };
   if (path === '/login') return { name: 'login' };
   const request = /^\/requests\/([^/]+)$/.exec(path);
@@ -43,6 +45,7 @@ export const href = {
   queue: '#/queue',
   history: '#/history',
   agents: '#/agents',
+  leases: '#/leases',
   audit: '#/audit',
   login: '#/login',
   request: (id: string) => `#/requests/${encodeURIComponent(id)}`,

@@ -6,10 +6,18 @@ import { agentAdd, agentList, agentSuspend, agentUnused } from './commands/agent
 import { auditVerify } from './commands/audit.js';
 import { demoCommand } from './commands/demo.js';
 import { initHome } from './commands/init.js';
+import { leaseList, leaseRevoke } from './commands/lease.js';
 import { policyValidate } from './commands/policy.js';
 import { receiptVerify } from './commands/receipt.js';
 import { clientFor, requestCommand } from './commands/request.js';
 import { reviewerInvite, reviewerList, reviewerRemove } from './commands/reviewer.js';
+import {
+  readSecretFromStdin,
+  secretKeygen,
+  secretList,
+  secretPut,
+  secretRotateMasterKey,
+} from './commands/secret.js';
 import { serveCommand } from './commands/serve.js';
 import { resolveHome, serverUrl } from './home.js';
 import { printJson, reportError } from './output.js';
@@ -183,6 +191,11 @@ export function buildProgram(exit: { code: number }): Command {
       process.stdout.write(
         `suspended ${id}: ${r.revokedLeases} lease(s) revoked, ${r.cancelledRequests} pending request(s) cancelled\n`,
       );
+      if (r.pendingRevocations.length > 0) {
+        process.stdout.write(
+          `${r.pendingRevocations.length} downstream revocation(s) not confirmed yet: the server's reaper retries them (countersign lease list --status revoke_pending)\n`,
+        );
+      }
     });
 
   const reviewer = program
@@ -224,6 +237,112 @@ export function buildProgram(exit: { code: number }): Command {
       process.stdout.write(`removed ${email}\n`);
     });
 
+  const lease = program.command('lease').description('leases (acts on the local data directory)');
+  lease
+    .command('list')
+    .description('list leases, newest first: kind, state, agent, task, resource, revocation attempts')
+    .option('--agent <id>', 'only this agent')
+    .option('--task <id>', 'only this task')
+    .option('--status <status...>', 'issuing, active, revoke_pending, revoked')
+    .addOption(new Option('--limit <n>', 'at most this many').argParser(wholeNumber(10_000)).default(100))
+    .option('--json', 'print JSON', false)
+    .addOption(home)
+    .action(
+      async (o: {
+        agent?: string;
+        task?: string;
+        status?: string[];
+        limit: number;
+        json: boolean;
+        dir?: string;
+      }) => {
+        const leases = await leaseList(resolveHome(o.dir), {
+          ...(o.agent ? { agent: o.agent } : {}),
+          ...(o.task ? { task: o.task } : {}),
+          ...(o.status ? { status: o.status } : {}),
+          limit: o.limit,
+        });
+        if (o.json) return printJson(leases);
+        if (leases.length === 0) return void process.stdout.write('no leases\n');
+        for (const l of leases) {
+          const revocation =
+            l.status === 'revoke_pending'
+              ? `  revocation pending: ${l.revoke_attempts} failed attempt(s), last ${l.last_revoke_error ?? '-'}, next ${l.next_revoke_at}`
+              : '';
+          process.stdout.write(
+            `${l.state.padEnd(14)} ${l.lease_id}  ${l.kind}  ${l.agent_id}  task=${l.task_id}  ${l.action ?? ''} ${l.resource ?? ''}  expires ${l.expires_at}${revocation}\n`,
+          );
+        }
+      },
+    );
+  lease
+    .command('revoke <lease-id>')
+    .description('end a lease now; its downstream credential (a database role) is removed at once')
+    .option('--reason <text>', 'why (recorded in the audit trail)')
+    .addOption(home)
+    .action(async (leaseId: string, o: { reason?: string; dir?: string }) => {
+      const r = await leaseRevoke(resolveHome(o.dir), leaseId, o.reason);
+      const lines = {
+        revoked: `revoked ${leaseId}`,
+        revoke_pending: `${leaseId} ended; its downstream did not confirm the revocation (${r.lease?.last_revoke_error ?? 'unknown'}): the server's reaper keeps retrying (countersign_revocations_failed)`,
+        not_live: `${leaseId} was not live (${r.lease?.state}); nothing changed`,
+      };
+      process.stdout.write(`${lines[r.outcome]}\n`);
+      if (r.outcome === 'revoke_pending') exit.code = 3;
+    });
+
+  const secret = program
+    .command('secret')
+    .description('sealed secrets (acts on the local data directory; prefer the credential proxy)');
+  secret
+    .command('put <name>')
+    .description('seal the value read from stdin as secret://<name> (a new version when it exists)')
+    .addOption(home)
+    .action(async (name: string, o: { dir?: string }) => {
+      const r = await secretPut(resolveHome(o.dir), name, await readSecretFromStdin());
+      process.stdout.write(
+        `sealed secret://${r.name} version ${r.version} (master key ${r.keyId}, fingerprint ${r.fingerprint})\n`,
+      );
+    });
+  secret
+    .command('list')
+    .description('list sealed secrets: names, versions, fingerprints (never values)')
+    .addOption(home)
+    .option('--json', 'print JSON', false)
+    .action(async (o: { dir?: string; json: boolean }) => {
+      const all = await secretList(resolveHome(o.dir));
+      if (o.json) return printJson(all);
+      if (all.length === 0) return void process.stdout.write('no sealed secrets\n');
+      for (const s of all) {
+        process.stdout.write(`secret://${s.name}  v${s.version}  key=${s.keyId}  ${s.fingerprint}\n`);
+      }
+    });
+  secret
+    .command('keygen')
+    .description('write a new 256-bit master key to a file (mode 0600)')
+    .requiredOption('--out <file>', 'where to write it (never overwritten)')
+    .action((o: { out: string }) => {
+      secretKeygen(o.out);
+      process.stdout.write(
+        `wrote a new master key to ${o.out} (mode 0600): point secrets.master_key_file at it, or load it into COUNTERSIGN_MASTER_KEY\n`,
+      );
+    });
+  secret
+    .command('rotate-master-key')
+    .description(
+      're-wrap every sealed secret under a new master key (generated when the file does not exist)',
+    )
+    .requiredOption('--new-key-file <file>', 'the new master key')
+    .addOption(home)
+    .action(async (o: { newKeyFile: string; dir?: string }) => {
+      const r = await secretRotateMasterKey(resolveHome(o.dir), o.newKeyFile);
+      process.stdout.write(
+        `${r.generated ? `generated ${o.newKeyFile}; ` : ''}re-wrapped ${r.rewrapped} secret(s) under master key ${r.keyId}.\n` +
+          'Restart every Countersign instance with the new key (secrets.master_key_file or COUNTERSIGN_MASTER_KEY);\n' +
+          'until then releases fail closed. Then destroy the old key.\n',
+      );
+    });
+
   program
     .command('receipt')
     .description('approval receipts')
@@ -256,9 +375,8 @@ export function buildProgram(exit: { code: number }): Command {
       if (answer.status !== 'allowed') exit.code = answer.status === 'pending' ? 3 : 2;
     });
 
-  program
-    .command('task')
-    .description('tasks')
+  const task = program.command('task').description('tasks (as an agent, over HTTP)');
+  task
     .command('complete <task-id>')
     .description('complete a task: every lease it holds is revoked')
     .requiredOption('--agent <id>', 'agent id')
@@ -266,6 +384,25 @@ export function buildProgram(exit: { code: number }): Command {
     .addOption(server)
     .action(async (taskId: string, o: { agent: string; key: string; server?: string }) => {
       printJson(await clientFor(serverUrl(o.server), o.agent, o.key).completeTask(taskId));
+    });
+  task
+    .command('fail <task-id>')
+    .description('end a task as failed: every lease it holds is revoked')
+    .requiredOption('--agent <id>', 'agent id')
+    .requiredOption('--key <file>', 'the agent’s private JWK file')
+    .option('--reason <text>', 'why (kept in the audit trail as the agent’s claim)')
+    .addOption(server)
+    .action(async (taskId: string, o: { agent: string; key: string; reason?: string; server?: string }) => {
+      printJson(await clientFor(serverUrl(o.server), o.agent, o.key).failTask(taskId, o.reason));
+    });
+  task
+    .command('heartbeat <task-id>')
+    .description('say the task is still running; prints its leases')
+    .requiredOption('--agent <id>', 'agent id')
+    .requiredOption('--key <file>', 'the agent’s private JWK file')
+    .addOption(server)
+    .action(async (taskId: string, o: { agent: string; key: string; server?: string }) => {
+      printJson(await clientFor(serverUrl(o.server), o.agent, o.key).heartbeat(taskId));
     });
 
   program

@@ -3,6 +3,7 @@
  * (most literal segments, then longest) wins. An unmatched resource is treated as restricted.
  */
 import { CountersignError } from './errors.js';
+import { DEFAULT_ISSUER } from './issuer-port.js';
 import { matchesPattern, parsePattern, type ResourceName, type ResourcePattern } from './resource.js';
 import { type ResourceFacts, SENSITIVITIES, type Sensitivity } from './types.js';
 
@@ -13,7 +14,12 @@ export interface CatalogEntryInput {
   readonly owner: string;
   readonly boundary: string;
   readonly audience?: string;
+  /** The configured issuer for these resources; `access_token` when absent. */
+  readonly issuer?: string;
 }
+
+/** Issuer names: what the catalog's `issuer:` and the configuration's `issuers:` keys use. */
+export const ISSUER_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 
 interface CatalogEntry {
   readonly pattern: ResourcePattern;
@@ -25,6 +31,7 @@ export const UNCATALOGUED: Omit<ResourceFacts, 'audience'> = {
   environment: 'unknown',
   owner: 'unknown',
   boundary: 'unknown',
+  issuer: DEFAULT_ISSUER,
   pattern: null,
 };
 
@@ -58,6 +65,12 @@ export class ResourceCatalog {
           throw new CountersignError('CS_CONFIG_INVALID', `${where}: ${field} is required`);
         }
       }
+      if (
+        entry.issuer !== undefined &&
+        (typeof entry.issuer !== 'string' || !ISSUER_NAME.test(entry.issuer))
+      ) {
+        throw new CountersignError('CS_CONFIG_INVALID', `${where}: issuer must match ${ISSUER_NAME.source}`);
+      }
       const pattern = parsePattern(entry.pattern);
       return {
         pattern,
@@ -68,6 +81,7 @@ export class ResourceCatalog {
           boundary: entry.boundary,
           audience:
             entry.audience ?? `${pattern.scheme}://${pattern.segments.filter((s) => s !== '*').join('/')}`,
+          issuer: entry.issuer ?? DEFAULT_ISSUER,
           pattern: entry.pattern,
         },
       };
@@ -83,6 +97,11 @@ export class ResourceCatalog {
 
   get size(): number {
     return this.#entries.length;
+  }
+
+  /** Every issuer name the catalog refers to (to check them against the configuration). */
+  issuerNames(): string[] {
+    return [...new Set(this.#entries.map((e) => e.facts.issuer))].sort();
   }
 
   resolve(name: ResourceName): ResourceFacts {

@@ -229,3 +229,29 @@ export function decide(
     errorCode: null,
   };
 }
+
+/**
+ * A request that policy allowed or sent to review, denied because no credential can be made
+ * for it: its issuer is not configured, or cannot serve this action on this resource. Fail
+ * closed (invariant 4), and before any reviewer is asked for something that cannot be issued.
+ */
+export function denyForIssuer(
+  decision: Decision,
+  code: 'CS_ISSUER_UNKNOWN' | 'CS_ISSUER_UNSUPPORTED',
+  reason: string,
+): Decision {
+  return {
+    outcome: 'deny',
+    determiningPolicies: [],
+    reasons: [reason],
+    obligations: {
+      maxTtlSeconds: 0,
+      approvals: 0,
+      reviewerGroup: null,
+      deadlineSeconds: decision.obligations.deadlineSeconds,
+      separation: [],
+    },
+    policyVersion: decision.policyVersion,
+    errorCode: code,
+  };
+}

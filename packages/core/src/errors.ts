@@ -11,7 +11,8 @@ export type ErrorCategory =
   | 'conflict' // state does not allow it now (409)
   | 'unprocessable' // well-formed but inconsistent, such as an idempotency key reuse (422)
   | 'too_large' // body over the limit (413)
-  | 'unavailable'; // we cannot decide safely right now: fail closed (503)
+  | 'unavailable' // we cannot decide safely right now: fail closed (503)
+  | 'bad_gateway'; // the upstream behind the credential proxy failed or misbehaved (502)
 
 export const ERROR_CODES = {
   CS_BAD_JSON: 'invalid_request',
@@ -56,6 +57,17 @@ export const ERROR_CODES = {
   CS_AUDIT_WRITE_FAILED: 'unavailable',
   CS_STORE_UNAVAILABLE: 'unavailable',
   CS_ISSUER_UNAVAILABLE: 'unavailable',
+  CS_ISSUER_UNKNOWN: 'unavailable',
+  CS_ISSUER_UNSUPPORTED: 'invalid_request',
+  CS_LEASE_INACTIVE: 'unauthenticated',
+  CS_MASTER_KEY_UNAVAILABLE: 'unavailable',
+  CS_SECRET_NOT_FOUND: 'not_found',
+  CS_SECRET_CORRUPT: 'unavailable',
+  CS_SECRET_EXISTS: 'conflict',
+  CS_KEY_USAGE_EXCEEDED: 'unavailable',
+  CS_PROXY_FORBIDDEN: 'forbidden',
+  CS_PROXY_DESTINATION_REFUSED: 'forbidden',
+  CS_PROXY_UPSTREAM_FAILED: 'bad_gateway',
   CS_CONFIG_INVALID: 'invalid_request',
   CS_AUDIT_CHAIN_BROKEN: 'conflict',
 } as const satisfies Record<string, ErrorCategory>;

@@ -12,10 +12,11 @@ export {
   GENESIS_HASH,
   verifyAuditChain,
 } from './audit.js';
-export { type CatalogEntryInput, ResourceCatalog, UNCATALOGUED } from './catalog.js';
+export { type CatalogEntryInput, ISSUER_NAME, ResourceCatalog, UNCATALOGUED } from './catalog.js';
 export {
   type CheckpointSettings,
   decide,
+  denyForIssuer,
   OBLIGATION_ANNOTATIONS,
   parseObligationAnnotations,
 } from './checkpoint.js';
@@ -40,7 +41,21 @@ export {
   type ErrorCode,
   isCountersignError,
 } from './errors.js';
-export type { Grant, IssuedCredential, Issuer, ReceiptSigner } from './issuer-port.js';
+export {
+  type CredentialPlan,
+  DEFAULT_ISSUER,
+  type Grant,
+  type IssuedCredential,
+  type Issuer,
+  type IssuerRegistry,
+  type ReceiptSigner,
+} from './issuer-port.js';
+export {
+  type LeaseEndReason,
+  MINT_GRACE_SECONDS,
+  REVOCATION_CLAIM_SECONDS,
+  revocationBackoffSeconds,
+} from './lease-lifecycle.js';
 export { buildPolicyInput } from './policy-input.js';
 export type {
   CedarValue,
@@ -63,7 +78,10 @@ export type {
   ReviewerCredentialRecord,
   ReviewerRecord,
   ReviewerStatus,
+  SealedSecretRecord,
   SessionRecord,
+  TaskOutcome,
+  TaskRecord,
   Verdict,
   VoteRecord,
   WorkloadIdentityBinding,
@@ -93,7 +111,7 @@ export {
   type RiskSettings,
   type RiskWeights,
 } from './risk.js';
-export type { LeaseSelector, ReadMethods, Store, StoreTx } from './store-port.js';
+export type { LeaseFilter, LeaseSelector, ReadMethods, Store, StoreTx } from './store-port.js';
 export { hasBidiControls, hasInvisibleCharacters, isSuspiciousText } from './text.js';
 export {
   ACTION_CLASSES,
@@ -140,9 +158,16 @@ export { completeTask } from './usecases/complete-task.js';
 export { consumeAssertion } from './usecases/consume-assertion.js';
 export type { Assertion, DomainContext, IdGenerator, OneTimeId, RequestEvents } from './usecases/context.js';
 export { deliverCredential } from './usecases/deliver-credential.js';
+export { endLeases, errorClass } from './usecases/end-leases.js';
+export { type EndTaskResult, endTask } from './usecases/end-task.js';
 export { expireReview, expireReviews } from './usecases/expire-reviews.js';
+export { failTask } from './usecases/fail-task.js';
 export { getAccessRequest } from './usecases/get-access-request.js';
+export { heartbeatTask } from './usecases/heartbeat-task.js';
+export { NOT_MINTED } from './usecases/lease-record.js';
 export { type LeaseState, leaseState, revokeLease } from './usecases/leases.js';
+export { mintLease } from './usecases/mint-lease.js';
+export { type ReapInput, type ReapResult, reapLeases } from './usecases/reap-leases.js';
 export { recordPolicyLoad } from './usecases/record-policy-load.js';
 export {
   bumpCounter,
@@ -154,6 +179,7 @@ export {
   validateGroups,
   validateReviewerEmail,
 } from './usecases/reviewers.js';
+export { putSealedSecret, rewrapSealedSecrets } from './usecases/sealed-secrets.js';
 export {
   type AccessRequestResult,
   type SubmitAccessRequestInput,

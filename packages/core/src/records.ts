@@ -54,7 +54,16 @@ export interface AccessRequestRecord {
   readonly cnfJkt: string | null;
 }
 
-export type LeaseStatus = 'active' | 'revoked';
+/**
+ * Where a lease is in its life (docs/credentials.md):
+ * - `issuing`: the intent is committed with its decision; a `delivery` issuer has not minted yet;
+ * - `active`: the credential exists and may be used until `expiresAt`;
+ * - `revoke_pending`: the lease has ended but its downstream has not confirmed the revocation
+ *   yet; the reaper retries with backoff (THREATS.md C5);
+ * - `revoked`: ended, and nothing of it is left downstream.
+ * Only `active` leases, before `expiresAt`, with a live task and agent, are usable.
+ */
+export type LeaseStatus = 'issuing' | 'active' | 'revoke_pending' | 'revoked';
 
 export interface LeaseRecord {
   readonly id: string;
@@ -62,7 +71,11 @@ export interface LeaseRecord {
   readonly agentId: string;
   readonly taskId: string;
   readonly kind: string;
-  /** The credential's own id (a JWT's `jti`). */
+  /** The configured issuer that made it (catalog `issuer:`), which also revokes it. */
+  readonly issuer: string;
+  readonly action: string;
+  readonly resource: string;
+  /** The credential's own id (a JWT's `jti`, a database role name). */
   readonly credentialId: string;
   /** SHA-256 fingerprint of the credential bytes: never the credential itself (invariant 7). */
   readonly fingerprint: string;
@@ -73,10 +86,34 @@ export interface LeaseRecord {
   readonly status: LeaseStatus;
   readonly revokedAt: number | null;
   readonly revokeReason: string | null;
-  /** When the credential was handed to the agent (once). */
+  /** When the credential was handed to the agent (once), or claimed for minting. */
   readonly deliveredAt: number | null;
   /** RFC 9449 `cnf.jkt`: the credential is usable only with a proof from this key; null: bearer. */
   readonly cnfJkt: string | null;
+  /** Failed downstream revocation attempts so far. */
+  readonly revokeAttempts: number;
+  /** When the reaper tries the downstream revocation next (`revoke_pending` only). */
+  readonly nextRevokeAt: number | null;
+  /** A reaper instance holds the revocation until then (compare-and-set claim). */
+  readonly claimedUntil: number | null;
+  /** Why the last downstream revocation failed (an error class, never a secret). */
+  readonly lastRevokeError: string | null;
+  /** When the downstream confirmed the revocation. */
+  readonly revokeConfirmedAt: number | null;
+}
+
+/** How a task ended. */
+export type TaskOutcome = 'completed' | 'failed' | 'abandoned';
+
+export interface TaskRecord {
+  readonly agentId: string;
+  readonly taskId: string;
+  /** Null while the task runs. */
+  readonly outcome: TaskOutcome | null;
+  readonly endedAt: number | null;
+  readonly reason: string | null;
+  /** The last heartbeat, when the agent sends them. */
+  readonly lastHeartbeatAt: number | null;
 }
 
 export type ReviewerStatus = 'active' | 'removed';
@@ -163,4 +200,24 @@ export interface OutboxRecord {
   readonly failedAt: number | null;
   readonly lastError: string | null;
   readonly createdAt: number;
+}
+
+/**
+ * An envelope-encrypted secret (docs/credentials.md): the value under its own data key
+ * (AES-256-GCM), the data key wrapped by the master key. Base64url text; the AAD binds table,
+ * column, name, version and master key id, so a ciphertext moved anywhere else fails (L2).
+ */
+export interface SealedSecretRecord {
+  readonly name: string;
+  readonly version: number;
+  readonly ciphertext: string;
+  readonly nonce: string;
+  readonly wrappedKey: string;
+  readonly wrapNonce: string;
+  /** Which master key wrapped the data key. */
+  readonly keyId: string;
+  /** Keyed fingerprint of the value (HMAC), what the audit trail records. */
+  readonly fingerprint: string;
+  readonly createdAt: number;
+  readonly updatedAt: number;
 }

@@ -10,10 +10,14 @@ import type {
   ChallengeRecord,
   InviteRecord,
   LeaseRecord,
+  LeaseStatus,
   OutboxRecord,
   ReviewerCredentialRecord,
   ReviewerRecord,
+  SealedSecretRecord,
   SessionRecord,
+  TaskOutcome,
+  TaskRecord,
   VoteRecord,
   WorkloadIdentityBinding,
 } from './records.js';
@@ -24,6 +28,12 @@ export type LeaseSelector =
   | { readonly leaseId: string }
   | { readonly agentId: string; readonly taskId: string }
   | { readonly agentId: string };
+
+export interface LeaseFilter {
+  readonly agentId?: string;
+  readonly taskId?: string;
+  readonly statuses?: readonly LeaseStatus[];
+}
 
 /** Operations inside one atomic unit of work. */
 export interface StoreTx {
@@ -65,12 +75,63 @@ export interface StoreTx {
   insertLease(lease: LeaseRecord): Promise<void>;
   getLease(id: string): Promise<LeaseRecord | null>;
   getLeaseByCredentialId(credentialId: string): Promise<LeaseRecord | null>;
-  /** Revokes active, unexpired-or-not leases matching the selector; returns those it changed. */
-  revokeLeases(selector: LeaseSelector, at: number, reason: string): Promise<LeaseRecord[]>;
+  /**
+   * Ends every live (`issuing` or `active`) lease matching the selector, each by its own
+   * compare-and-set, and returns those it changed with their new status. A lease of an issuer
+   * named in `downstream` goes to `revoke_pending` (due at once) when something of it may
+   * exist downstream; every other lease goes straight to `revoked`.
+   */
+  revokeLeases(
+    selector: LeaseSelector,
+    at: number,
+    reason: string,
+    downstream?: readonly string[],
+  ): Promise<LeaseRecord[]>;
+  /** Leases matching the filter, newest first. */
+  listLeases(filter: LeaseFilter, limit: number): Promise<LeaseRecord[]>;
+  /** Live leases of these issuers whose TTL has passed: the reaper ends them. */
+  listExpiredLeases(issuers: readonly string[], now: number, limit: number): Promise<LeaseRecord[]>;
+  /** Intents claimed for minting before `claimedBefore` that never became active (THREATS.md H1). */
+  listStaleIntents(claimedBefore: number, limit: number): Promise<LeaseRecord[]>;
+  /** `revoke_pending` leases due by `now` whose claim is free or lapsed. */
+  listDueRevocations(now: number, limit: number): Promise<LeaseRecord[]>;
+  /** How many leases are in `status`; with `failing`, only those with a failed revocation attempt. */
+  countLeases(filter: { status: LeaseStatus; failing?: boolean }): Promise<number>;
+  /** Compare-and-set from `from`; a lease moved to `revoke_pending` is due at once. */
+  endLease(
+    id: string,
+    from: LeaseStatus,
+    to: 'revoke_pending' | 'revoked',
+    at: number,
+    reason: string,
+  ): Promise<boolean>;
+  /** Compare-and-set `issuing` → `active`, recording the minted credential's fingerprint. */
+  activateLease(id: string, fingerprint: string, at: number): Promise<boolean>;
+  /** Compare-and-set: claims a due revocation for reaper `by` until `until`. */
+  claimRevocation(id: string, by: string, now: number, until: number): Promise<boolean>;
+  /** Compare-and-set `revoke_pending` → `revoked`: the downstream confirmed. */
+  confirmRevocation(id: string, at: number): Promise<boolean>;
+  /** Records a failed attempt by the claim's holder; the next one is due at `nextAt`. */
+  failRevocation(id: string, by: string, attempts: number, nextAt: number, error: string): Promise<boolean>;
 
+  /** True once the task has ended (completed, failed or abandoned). */
   isTaskCompleted(agentId: string, taskId: string): Promise<boolean>;
-  /** Compare-and-set: true the first time a task is completed. */
-  completeTask(agentId: string, taskId: string, at: number): Promise<boolean>;
+  /** Compare-and-set: true the first time a task ends. */
+  completeTask(
+    agentId: string,
+    taskId: string,
+    at: number,
+    outcome?: TaskOutcome,
+    reason?: string | null,
+  ): Promise<boolean>;
+  /** The task's end and last heartbeat, or null when neither was ever recorded. */
+  getTask(agentId: string, taskId: string): Promise<TaskRecord | null>;
+  recordHeartbeat(agentId: string, taskId: string, at: number): Promise<void>;
+  /** Running tasks whose last heartbeat is before `before`. */
+  listIdleTasks(
+    before: number,
+    limit: number,
+  ): Promise<Array<{ agentId: string; taskId: string; lastHeartbeatAt: number }>>;
 
   /** Requests of one agent in one status, newest first (novelty, history). */
   listAgentRequests(agentId: string, status: RequestStatus, limit: number): Promise<AccessRequestRecord[]>;
@@ -79,7 +140,10 @@ export interface StoreTx {
     filter: { pending: boolean; status?: RequestStatus; agentId?: string },
     limit: number,
   ): Promise<AccessRequestRecord[]>;
-  /** Compare-and-set: true the first time a lease's credential is handed to its agent. */
+  /**
+   * Compare-and-set: true the first time a live (`issuing` or `active`) lease's credential is
+   * handed to its agent, or claimed for minting by a `delivery` issuer.
+   */
   markLeaseDelivered(leaseId: string, at: number): Promise<boolean>;
 
   insertReviewer(reviewer: ReviewerRecord): Promise<void>;
@@ -131,6 +195,24 @@ export interface StoreTx {
     failedAt: number | null,
   ): Promise<void>;
 
+  /**
+   * Compare-and-set write of a sealed secret: inserts when `expectedVersion` is null, else
+   * replaces the row only if it is still at `expectedVersion`. False when it lost the race.
+   */
+  putSealedSecret(record: SealedSecretRecord, expectedVersion: number | null): Promise<boolean>;
+  getSealedSecret(name: string): Promise<SealedSecretRecord | null>;
+  listSealedSecrets(): Promise<SealedSecretRecord[]>;
+  /** Compare-and-set: replaces the wrapped data key of `name` at `version` wrapped by `fromKeyId`. */
+  rewrapSealedSecret(
+    name: string,
+    version: number,
+    fromKeyId: string,
+    wrapped: { keyId: string; wrappedKey: string; wrapNonce: string },
+    at: number,
+  ): Promise<boolean>;
+  /** Counts `uses` more encryptions under a master key; false (nothing counted) past `cap` (L4). */
+  reserveKeyUse(keyId: string, uses: number, cap: number, at: number): Promise<boolean>;
+
   /** Appends one event to the chain. Throws CS_AUDIT_WRITE_FAILED on any failure. */
   appendAudit(input: AuditEventInput, at: number): Promise<AuditEvent>;
 }
@@ -169,7 +251,14 @@ export type ReadMethods =
   | 'listPendingRequests'
   | 'getLease'
   | 'getLeaseByCredentialId'
+  | 'listLeases'
+  | 'listExpiredLeases'
+  | 'listStaleIntents'
+  | 'listDueRevocations'
+  | 'countLeases'
   | 'isTaskCompleted'
+  | 'getTask'
+  | 'listIdleTasks'
   | 'listAgentRequests'
   | 'listReviewRequests'
   | 'getReviewer'
@@ -182,4 +271,6 @@ export type ReadMethods =
   | 'getChallenge'
   | 'listVotes'
   | 'getReceipt'
-  | 'listDueOutbox';
+  | 'listDueOutbox'
+  | 'getSealedSecret'
+  | 'listSealedSecrets';

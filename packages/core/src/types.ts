@@ -65,6 +65,8 @@ export interface ResourceFacts {
   readonly owner: string;
   readonly boundary: string;
   readonly audience: string;
+  /** The configured issuer that makes credentials for this resource (catalog `issuer:`). */
+  readonly issuer: string;
   /** The catalog entry's pattern, or null when no entry matched. */
   readonly pattern: string | null;
 }

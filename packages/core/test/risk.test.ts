@@ -25,6 +25,7 @@ const QUIET_FACTS: ResourceFacts = {
   owner: 'app',
   boundary: 'acme',
   audience: 'postgres://staging/app',
+  issuer: 'access_token',
   pattern: 'postgres://staging/app/*',
 };
 

@@ -10,7 +10,11 @@ export {
 export type {
   AccessRequestWire,
   AccessTokenCredential,
+  CredentialWire,
   DecisionWire,
   ErrorBody,
+  PostgresRoleCredential,
+  ProxyCredential,
   RequestStatusWire,
+  SealedSecretCredential,
 } from './wire.js';

@@ -19,6 +19,46 @@ export interface AccessTokenCredential {
   readonly lease_id: string;
 }
 
+/** A lease for the credential proxy: call `proxy_url` + path with the token; the upstream's secret stays in Countersign. */
+export interface ProxyCredential {
+  readonly type: 'proxy';
+  readonly access_token: string;
+  /** `DPoP` when the lease is bound to the agent's DPoP key: present it with a proof. */
+  readonly token_type: 'Bearer' | 'DPoP';
+  readonly proxy_url: string;
+  readonly expires_at: string;
+  readonly lease_id: string;
+}
+
+/** A dynamic PostgreSQL role: connect with these; it is dropped when the lease ends. */
+export interface PostgresRoleCredential {
+  readonly type: 'postgres_role';
+  readonly host: string;
+  readonly port: number;
+  readonly database: string;
+  readonly user: string;
+  readonly password: string;
+  readonly expires_at: string;
+  readonly lease_id: string;
+}
+
+/** A sealed secret's value, released once for this grant. */
+export interface SealedSecretCredential {
+  readonly type: 'sealed_secret';
+  readonly name: string;
+  readonly version: number;
+  readonly encoding: 'utf8' | 'base64';
+  readonly value: string;
+  readonly expires_at: string;
+  readonly lease_id: string;
+}
+
+export type CredentialWire =
+  | AccessTokenCredential
+  | ProxyCredential
+  | PostgresRoleCredential
+  | SealedSecretCredential;
+
 export interface DecisionWire {
   readonly outcome: 'allow' | 'deny' | 'review';
   readonly determining_policies: ReadonlyArray<{ id: string; effect: 'permit' | 'forbid' }>;
@@ -51,7 +91,7 @@ export interface AccessRequestWire {
   readonly review: { readonly reviewer_group: string | null; readonly deadline_at: string } | null;
   readonly lease_id: string | null;
   readonly decision: DecisionWire;
-  readonly credential?: AccessTokenCredential;
+  readonly credential?: CredentialWire;
   /** The approval receipt (a compact JWS), once the request is allowed after review. */
   readonly receipt?: string;
 }

@@ -4,7 +4,7 @@
  * platform token via a callback; a token file through `@countersign/sdk/node`); with `dpop`
  * every call carries a DPoP proof (RFC 9449) and the leases it receives are bound to that key.
  */
-import type { AccessRequestWire, AccessTokenCredential } from '@countersign/protocol';
+import type { AccessRequestWire, AccessTokenCredential, CredentialWire } from '@countersign/protocol';
 import type { JWK } from 'jose';
 import { DpopSigner } from './dpop.js';
 import { type AgentCredentials, privateKeySource, type TokenSource } from './token-source.js';
@@ -86,7 +86,7 @@ export type AccessResult =
        * The credential, handed over once: null only if an earlier read already received it
        * (another process polling the same request).
        */
-      readonly credential: AccessTokenCredential | null;
+      readonly credential: CredentialWire | null;
       /** The approval receipt (after a review), verifiable offline against the JWKS. */
       readonly receipt: string | null;
       readonly request: AccessRequestWire;
@@ -102,9 +102,30 @@ export type AccessResult =
 
 export interface TaskCompletion {
   readonly task_id: string;
-  readonly status: 'completed';
+  readonly status: 'completed' | 'failed';
   readonly already_completed: boolean;
   readonly revoked_leases: readonly string[];
+  /** Leases whose downstream revocation is not confirmed yet: the server keeps retrying. */
+  readonly pending_revocations?: readonly string[];
+}
+
+/** One lease as the server shows it (never the credential). */
+export interface LeaseSummary {
+  readonly lease_id: string;
+  readonly kind: string;
+  readonly status: 'issuing' | 'active' | 'revoke_pending' | 'revoked';
+  /** What the lease means now: `expired` once its TTL passed. */
+  readonly state: string;
+  readonly expires_at: string;
+  readonly revoke_reason: string | null;
+  readonly [member: string]: unknown;
+}
+
+export interface TaskHeartbeat {
+  readonly task_id: string;
+  readonly status: 'running';
+  readonly idle_timeout_seconds: number | null;
+  readonly leases: readonly LeaseSummary[];
 }
 
 /** RFC 7662 §2.2 response; the extra members are Countersign's. */
@@ -324,10 +345,13 @@ export class CountersignClient {
    * proof for exactly this method and URL when the lease is DPoP-bound, Bearer otherwise.
    */
   async leaseHeaders(
-    credential: Pick<AccessTokenCredential, 'access_token' | 'token_type'>,
+    credential: CredentialWire | Pick<AccessTokenCredential, 'access_token' | 'token_type'>,
     method: string,
     url: string,
   ): Promise<Record<string, string>> {
+    if (!('access_token' in credential) || !('token_type' in credential)) {
+      throw new TypeError('this credential is not a token to present (a database role or a secret)');
+    }
     if (credential.token_type !== 'DPoP') return { authorization: `Bearer ${credential.access_token}` };
     const signer = await this.dpop();
     if (!signer) throw new TypeError('this lease is DPoP-bound but the client has no DPoP key');
@@ -335,6 +359,20 @@ export class CountersignClient {
       authorization: `DPoP ${credential.access_token}`,
       dpop: await signer.proof(method, url, credential.access_token),
     };
+  }
+
+  /** Ends a task as failed: like completion, every lease it holds is revoked. */
+  failTask(taskId: string, reason?: string): Promise<TaskCompletion> {
+    return this.#json(
+      'POST',
+      `/v1/tasks/${encodeURIComponent(taskId)}/fail`,
+      reason === undefined ? undefined : { reason },
+    ) as Promise<TaskCompletion>;
+  }
+
+  /** Says the task is still running; answers its leases (so a revoked one shows up). */
+  heartbeat(taskId: string): Promise<TaskHeartbeat> {
+    return this.#json('POST', `/v1/tasks/${encodeURIComponent(taskId)}/heartbeat`) as Promise<TaskHeartbeat>;
   }
 
   /** RFC 7662 introspection of one of this agent's own credentials (with its DPoP proof, if any). */

@@ -6,8 +6,10 @@ export {
   CountersignApiError,
   CountersignClient,
   type IntrospectionResponse,
+  type LeaseSummary,
   type RequestAccessOptions,
   type TaskCompletion,
+  type TaskHeartbeat,
 } from './client.js';
 export { accessTokenHash, type DpopAlgorithm, type DpopKeyPair, DpopSigner } from './dpop.js';
 export {

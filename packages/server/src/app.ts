@@ -9,7 +9,6 @@ import {
   type CountersignError,
   type DomainContext,
   expireReviews,
-  type Issuer,
   type PolicyEngine,
   ResourceCatalog,
   recordPolicyLoad,
@@ -29,15 +28,21 @@ import type { AgentAuthenticator } from './identity/authenticator.js';
 import { FederatedVerifier, type IssuerHealth } from './identity/federated.js';
 import { PrivateKeyJwtAuthenticator } from './identity/private-key-jwt.js';
 import { newId } from './ids.js';
-import { accessTokenIssuer } from './issuers/access-token.js';
+import { buildIssuers } from './issuers/build.js';
 import { receiptSigner } from './issuers/receipt.js';
+import { issuerRegistry, type ServerIssuers } from './issuers/registry.js';
+import { loadMasterKey, type MasterKey, SecretVault } from './issuers/sealed-secrets.js';
 import { loadSigningKey, type SigningKey } from './keys.js';
 import { createMetrics, type Metrics, timed, timedSync } from './metrics.js';
 import { createDispatcher } from './notifications.js';
+import { type Resolver, systemResolver } from './proxy/destination.js';
+import type { ProxyUpstream } from './proxy/upstreams.js';
+import { createReaper, type Reaper } from './reaper.js';
 import { agentRoutes } from './routes/agent.js';
 import { consoleRoutes } from './routes/console.js';
 import { consoleStaticRoutes } from './routes/console-static.js';
 import { oauthRoutes } from './routes/oauth.js';
+import { proxyRoutes } from './routes/proxy.js';
 import { wellKnownRoutes } from './routes/well-known.js';
 import { RequestWaiters } from './waiters.js';
 
@@ -51,6 +56,14 @@ export interface ServerDeps {
   readonly metrics: Metrics;
   readonly waiters: RequestWaiters;
   readonly log: pino.Logger;
+  readonly issuers: ServerIssuers;
+  readonly reaper: Reaper;
+  /** Sealed secrets (put, list, rotate-master-key); releases go through the sealed_secret issuer. */
+  readonly vault: SecretVault;
+  /** The credential proxy's upstreams by name (routes/proxy.ts). */
+  readonly proxyUpstreams: ReadonlyMap<string, ProxyUpstream>;
+  /** How the proxy resolves upstream names (a stub in tests). */
+  readonly resolver: Resolver;
   /** Why the server cannot decide right now, or null when ready. */
   readonly unready: () => string | null;
 }
@@ -64,6 +77,8 @@ export interface CountersignServer {
   startBackground(): void;
   /** Delivers due notifications now (the background loop calls this every second). */
   deliverNotifications(): Promise<number>;
+  /** One pass of the lease reaper now (the background loop runs it every `reaper_interval`). */
+  reapLeases(): Promise<import('@countersign/core').ReapResult>;
   close(): Promise<void>;
 }
 
@@ -73,6 +88,10 @@ export interface ServerOverrides {
   readonly logLevel?: pino.Level | 'silent';
   /** Where SQLite writes run (default `thread`; `inline` for tools that want no thread). */
   readonly sqliteWriter?: 'inline' | 'thread';
+  /** The sealed secrets' master key (base64url) instead of COUNTERSIGN_MASTER_KEY. */
+  readonly masterKey?: string;
+  /** How the credential proxy resolves upstream host names (tests pass a stub resolver). */
+  readonly resolver?: Resolver;
 }
 
 function instrumentPolicy(engine: PolicyEngine, metrics: Metrics): PolicyEngine {
@@ -80,10 +99,6 @@ function instrumentPolicy(engine: PolicyEngine, metrics: Metrics): PolicyEngine 
     version: engine.version,
     evaluate: (input) => timedSync(metrics, 'cedar', () => engine.evaluate(input)),
   };
-}
-
-function instrumentIssuer(issuer: Issuer, metrics: Metrics): Issuer {
-  return { kind: issuer.kind, issue: (grant) => timed(metrics, 'signing', () => issuer.issue(grant)) };
 }
 
 function instrumentStore(store: Store, metrics: Metrics): Store {
@@ -119,12 +134,19 @@ export async function createServer(
   // node:crypto: seven times faster, and a decision hashes six to eight times.
   useSha256((text) => createHash('sha256').update(text, 'utf8').digest('hex'));
   const clock = overrides.clock ?? systemClock;
-  const metrics = createMetrics();
+  let storeForMetrics: Store | null = null;
+  const metrics = createMetrics({
+    failingRevocations: async () =>
+      storeForMetrics
+        ? storeForMetrics.read((tx) => tx.countLeases({ status: 'revoke_pending', failing: true }))
+        : 0,
+  });
   const ids = { next: newId };
   // The writer thread keeps statements and each group commit's fsync off the event loop.
   const rawStore =
     overrides.store ??
     SqliteStore.open({ file: config.sqliteFile, ids, writer: overrides.sqliteWriter ?? 'thread' });
+  storeForMetrics = rawStore;
   const store = instrumentStore(rawStore, metrics);
   const signingKey = await loadSigningKey(config.signingKeyFile);
   const catalog = ResourceCatalog.from(loadCatalogFile(config.catalogFile), 'urn:countersign:uncatalogued');
@@ -147,13 +169,34 @@ export async function createServer(
     };
   }
 
+  // Sealed secrets' master key: from the environment or a key file, never from the store.
+  let masterKey: MasterKey | null = null;
+  let masterKeyProblem: string | null = null;
+  try {
+    masterKey = loadMasterKey({
+      env: overrides.masterKey ?? process.env.COUNTERSIGN_MASTER_KEY,
+      file: config.masterKeyFile,
+    });
+  } catch (error) {
+    masterKeyProblem = (error as Error).message;
+  }
+  const vault = new SecretVault({ ctx: { store, clock }, masterKey, problem: masterKeyProblem });
+  const { entries, upstreams } = buildIssuers({ config, signingKey, vault });
+  const issuers = issuerRegistry(entries, metrics);
+  // Fail closed (invariant 4): a catalog entry naming an issuer that is not configured denies
+  // its requests (CS_ISSUER_UNKNOWN), and the instance reports itself unready until fixed.
+  const unknownIssuers = catalog.issuerNames().filter((name) => !entries.has(name));
+  if (unknownIssuers.length > 0) {
+    log.error({ issuers: unknownIssuers }, 'the catalog names issuers that are not configured');
+  }
+
   const waiters = new RequestWaiters();
   const ctx: DomainContext = {
     store,
     clock,
     policy: () => engine,
     catalog: () => catalog,
-    issuer: instrumentIssuer(accessTokenIssuer({ issuer: config.issuer, key: signingKey }), metrics),
+    issuers,
     receipts: receiptSigner({ issuer: config.issuer, key: signingKey, clock }),
     risk: config.risk,
     checkpoint: {
@@ -172,14 +215,20 @@ export async function createServer(
       default_max_ttl_seconds: config.defaultMaxTtlSeconds,
       default_deadline_seconds: config.defaultDeadlineSeconds,
       fallback_review_group: config.fallbackReviewGroup,
+      task_idle_timeout_seconds: config.taskIdleTimeoutSeconds,
+      // The credential templates (issuers' configuration, no secrets in it): an approval never
+      // survives a change of what would be issued (THREATS.md INV-4 credential_template_hash).
+      issuers: config.issuers,
     })}`,
     actionClasses: config.actionClasses,
+    taskIdleTimeoutSeconds: config.taskIdleTimeoutSeconds,
   };
   const identity = new AgentIdentity({
     clock,
     privateKeyJwt: new PrivateKeyJwtAuthenticator({ store: rawStore, clock, audience: config.issuer }),
     federated: config.trustedIssuers.map((t) => new FederatedVerifier(t, { store: rawStore, clock })),
   });
+  const reaper = createReaper({ ctx, metrics, log, instanceId: newId('reaper') });
   const deps: ServerDeps = {
     config,
     ctx,
@@ -189,7 +238,17 @@ export async function createServer(
     metrics,
     waiters,
     log,
-    unready: () => (policyError ? `policy set failed to load: ${policyError}` : null),
+    issuers,
+    reaper,
+    vault,
+    proxyUpstreams: upstreams,
+    resolver: overrides.resolver ?? systemResolver,
+    unready: () => {
+      if (policyError) return `policy set failed to load: ${policyError}`;
+      if (unknownIssuers.length > 0)
+        return `the catalog names issuers that are not configured: ${unknownIssuers.join(', ')}`;
+      return issuers.unready();
+    },
   };
 
   const app = new Hono();
@@ -218,6 +277,7 @@ export async function createServer(
   app.route('/', wellKnownRoutes(deps));
   app.route('/', agentRoutes(deps));
   app.route('/', oauthRoutes(deps));
+  app.route('/', proxyRoutes(deps));
   app.route('/', consoleRoutes(deps));
   app.route('/', consoleStaticRoutes());
 
@@ -228,32 +288,40 @@ export async function createServer(
     webhooks: config.webhooks,
     log,
   });
-  let reaper: NodeJS.Timeout | null = null;
+  let timer: NodeJS.Timeout | null = null;
   let notifier: NodeJS.Timeout | null = null;
   return {
     app,
     deps,
     deliverNotifications: () => dispatcher.deliverDue(),
+    reapLeases: () => reaper.runOnce(),
     async recordStart() {
       await recordPolicyLoad({ ctx, input: { version: engine.version, policyCount, error: policyError } });
     },
     startBackground() {
-      if (reaper) return;
+      if (timer) return;
       // Fetch every trusted issuer's keys now, so /healthz knows before the first call.
       identity
         .prefetch()
         .catch((error) =>
           log.error({ err: (error as Error).message }, 'workload issuer key prefetch failed'),
         );
-      reaper = setInterval(() => {
+      const reapNow = () =>
+        reaper
+          .runOnce()
+          .catch((error) => log.error({ err: (error as Error).message }, 'lease reaper failed'));
+      // At start: intents a crash left behind and revocations due while we were down.
+      void reapNow();
+      timer = setInterval(() => {
         expireReviews({ ctx }).catch((error) =>
           log.error({ err: (error as Error).message }, 'review reaper failed'),
         );
+        void reapNow();
         rawStore
           .pruneTokenIds(clock.now())
           .catch((error) => log.error({ err: (error as Error).message }, 'token pruning failed'));
       }, config.reaperIntervalSeconds * 1000);
-      reaper.unref();
+      timer.unref();
       if (config.webhooks.length > 0) {
         notifier = setInterval(() => {
           dispatcher
@@ -264,8 +332,9 @@ export async function createServer(
       }
     },
     async close() {
-      if (reaper) clearInterval(reaper);
+      if (timer) clearInterval(timer);
       if (notifier) clearInterval(notifier);
+      await issuers.close();
       await rawStore.close();
     },
   };

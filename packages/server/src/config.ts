@@ -19,6 +19,7 @@ import {
   normalizeTyp,
   type TrustedIssuerConfig,
 } from './identity/federated.js';
+import { type IssuerConfig, IssuersConfigSchema } from './issuers/config.js';
 
 export const CONFIG_FILE = 'countersign.yaml';
 export const DEFAULT_PORT = 8787;
@@ -161,6 +162,11 @@ const ConfigSchema = z.strictObject({
   identity: z
     .strictObject({ trusted_issuers: z.array(TrustedIssuerSchema).default([]) })
     .default({ trusted_issuers: [] }),
+  tasks: z.strictObject({ idle_timeout: duration.nullable().default(null) }).default({ idle_timeout: null }),
+  issuers: IssuersConfigSchema,
+  secrets: z
+    .strictObject({ master_key_file: z.string().nullable().default(null) })
+    .default({ master_key_file: null }),
   notifications: z
     .strictObject({
       webhooks: z
@@ -204,6 +210,12 @@ export interface ServerConfig {
   readonly risk: RiskSettings;
   readonly resourceServers: ReadonlyArray<{ id: string; secretSha256: string }>;
   readonly reaperIntervalSeconds: number;
+  /** A task that heartbeats and then falls silent this long is abandoned; null: never. */
+  readonly taskIdleTimeoutSeconds: number | null;
+  /** Named credential issuers besides the built-in `access_token` (docs/credentials.md). */
+  readonly issuers: Readonly<Record<string, IssuerConfig>>;
+  /** The sealed secrets' master key file (0600); COUNTERSIGN_MASTER_KEY wins when set. */
+  readonly masterKeyFile: string | null;
   readonly webhooks: ReadonlyArray<{ name: string; url: string; secret: string }>;
   /** Federated workload-token issuers; empty: private-key JWT only. */
   readonly trustedIssuers: readonly TrustedIssuerConfig[];
@@ -324,6 +336,9 @@ export function loadConfig(options: {
       secretSha256: r.secret_sha256,
     })),
     reaperIntervalSeconds: c.reaper_interval,
+    taskIdleTimeoutSeconds: c.tasks.idle_timeout,
+    issuers: c.issuers,
+    masterKeyFile: c.secrets.master_key_file === null ? null : at(c.secrets.master_key_file),
     webhooks: c.notifications.webhooks,
     trustedIssuers,
   };
@@ -338,6 +353,7 @@ const CatalogSchema = z.strictObject({
       owner: z.string(),
       boundary: z.string(),
       audience: z.string().optional(),
+      issuer: z.string().optional(),
     }),
   ),
 });

@@ -33,5 +33,38 @@ export {
   accessTokenIssuer,
   credentialFingerprint,
 } from './issuers/access-token.js';
+export {
+  PG_IDENTIFIER,
+  parsePostgresResource,
+  postgresRoleIssuer,
+  scramSha256Verifier,
+} from './issuers/postgres-role.js';
+export { type IssuerEntry, issuerRegistry, type ServerIssuers } from './issuers/registry.js';
+export {
+  aeadOpen,
+  aeadSeal,
+  generateMasterKey,
+  loadMasterKey,
+  MAX_SECRET_BYTES,
+  MAX_WRAPS_PER_KEY,
+  type MasterKey,
+  masterKeyFrom,
+  NONCE_BYTES,
+  newNonce,
+  type SecretSummary,
+  SecretVault,
+  sealedAad,
+  validateSecretName,
+} from './issuers/sealed-secrets.js';
+export { readSecretFile } from './issuers/secret-file.js';
 export { parseJsonBody, textNestingDepth } from './json-body.js';
 export { generateSigningKeyFile, loadSigningKey, type SigningKey } from './keys.js';
+export {
+  addressRefusal,
+  checkDestination,
+  type ResolvedAddress,
+  type Resolver,
+  systemResolver,
+} from './proxy/destination.js';
+export { proxyPathSegments } from './routes/proxy.js';
+export { leaseView } from './views.js';

@@ -1,6 +1,6 @@
-import { Counter, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-export type Stage = 'authentication' | 'cedar' | 'signing' | 'commit';
+export type Stage = 'authentication' | 'cedar' | 'signing' | 'issuing' | 'commit';
 
 export interface Metrics {
   readonly registry: Registry;
@@ -8,9 +8,17 @@ export interface Metrics {
   readonly authnFailures: Counter<'code'>;
   readonly stage: Histogram<'stage'>;
   readonly failClosed: Counter<'code'>;
+  readonly revocationAttempts: Counter<'outcome'>;
+  readonly revocationsFailed: Gauge;
+  readonly proxyRequests: Counter<'upstream' | 'outcome'>;
 }
 
-export function createMetrics(): Metrics {
+export interface MetricSources {
+  /** Leases whose downstream revocation failed and is not confirmed yet (from the store). */
+  readonly failingRevocations?: () => Promise<number>;
+}
+
+export function createMetrics(sources: MetricSources = {}): Metrics {
   const registry = new Registry();
   return {
     registry,
@@ -30,6 +38,28 @@ export function createMetrics(): Metrics {
       name: 'countersign_fail_closed_total',
       help: 'Requests refused because something failed (store, audit, policy): no effect, no credential',
       labelNames: ['code'],
+      registers: [registry],
+    }),
+    revocationAttempts: new Counter({
+      name: 'countersign_revocation_attempts_total',
+      help: 'Downstream revocation attempts by the lease reaper, by outcome (confirmed, failed)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    // THREATS.md C5: alarm when this is above 0. Read from the store at scrape time, so every
+    // instance reports the same truth and a restart does not reset it.
+    revocationsFailed: new Gauge({
+      name: 'countersign_revocations_failed',
+      help: 'Leases whose downstream revocation failed and is still being retried (never dropped)',
+      registers: [registry],
+      async collect() {
+        if (sources.failingRevocations) this.set(await sources.failingRevocations());
+      },
+    }),
+    proxyRequests: new Counter({
+      name: 'countersign_proxy_requests_total',
+      help: 'Requests through the credential proxy by upstream and outcome',
+      labelNames: ['upstream', 'outcome'],
       registers: [registry],
     }),
     stage: new Histogram({

@@ -1,5 +1,5 @@
-import type { AccessRequestRecord } from '@countersign/core';
-import type { AccessRequestWire, AccessTokenCredential } from '@countersign/protocol';
+import type { AccessRequestRecord, LeaseRecord } from '@countersign/core';
+import type { AccessRequestWire, CredentialWire } from '@countersign/protocol';
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -39,6 +39,40 @@ export function accessRequestView(
       request_digest: record.digest,
       error_code: d.errorCode,
     },
-    ...(credential ? { credential: credential as unknown as AccessTokenCredential } : {}),
+    ...(credential ? { credential: credential as unknown as CredentialWire } : {}),
+  };
+}
+
+/**
+ * The wire view of a lease: ids, kind, scope and state, never the credential. `state` is what
+ * the lease means now: an active lease past its TTL reads `expired` even before any reaper ran.
+ */
+export function leaseView(lease: LeaseRecord, now: number) {
+  const state =
+    (lease.status === 'active' || lease.status === 'issuing') && lease.expiresAt <= now
+      ? 'expired'
+      : lease.status;
+  return {
+    lease_id: lease.id,
+    request_id: lease.requestId,
+    agent_id: lease.agentId,
+    task_id: lease.taskId,
+    kind: lease.kind,
+    issuer: lease.issuer,
+    action: lease.action || null,
+    resource: lease.resource || null,
+    credential_id: lease.credentialId,
+    fingerprint: lease.fingerprint,
+    status: lease.status,
+    state,
+    issued_at: iso(lease.issuedAt),
+    expires_at: iso(lease.expiresAt),
+    delivered_at: iso(lease.deliveredAt),
+    revoked_at: iso(lease.revokedAt),
+    revoke_reason: lease.revokeReason,
+    revoke_attempts: lease.revokeAttempts,
+    next_revoke_at: iso(lease.nextRevokeAt),
+    last_revoke_error: lease.lastRevokeError,
+    revoke_confirmed_at: iso(lease.revokeConfirmedAt),
   };
 }

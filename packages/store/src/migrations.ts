@@ -292,6 +292,73 @@ export const MIGRATIONS: readonly Migration[] = [
       db.schema.alterTable('leases').addColumn('cnf_jkt', 'text').compile(),
     ],
   },
+  {
+    version: 5,
+    name: 'credentials: issuers, lease lifecycle, tasks, sealed secrets',
+    statements: (db) => [
+      // SQLite adds one column per ALTER TABLE; PostgreSQL accepts the same statements.
+      db.schema
+        .alterTable('leases')
+        .addColumn('issuer', 'text', (c) => c.notNull().defaultTo('access_token'))
+        .compile(),
+      db.schema.alterTable('leases').addColumn('action', 'text').compile(),
+      db.schema.alterTable('leases').addColumn('resource', 'text').compile(),
+      db.schema
+        .alterTable('leases')
+        .addColumn('revoke_attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .compile(),
+      db.schema.alterTable('leases').addColumn('next_revoke_at', 'bigint').compile(),
+      // The durable reaper's claim: a compare-and-set on these two lets several instances
+      // share the work without doing any revocation twice at the same time.
+      db.schema.alterTable('leases').addColumn('claimed_until', 'bigint').compile(),
+      db.schema.alterTable('leases').addColumn('claimed_by', 'text').compile(),
+      db.schema.alterTable('leases').addColumn('last_revoke_error', 'text').compile(),
+      db.schema.alterTable('leases').addColumn('revoke_confirmed_at', 'bigint').compile(),
+      db.schema
+        .createIndex('leases_revocation_due')
+        .on('leases')
+        .columns(['status', 'next_revoke_at'])
+        .compile(),
+      db.schema.createIndex('leases_expiry').on('leases').columns(['status', 'expires_at']).compile(),
+      db.schema
+        .alterTable('tasks')
+        .addColumn('outcome', 'text', (c) => c.notNull().defaultTo('completed'))
+        .compile(),
+      db.schema.alterTable('tasks').addColumn('reason', 'text').compile(),
+      db.schema
+        .createTable('task_heartbeats')
+        .addColumn('agent_id', 'text', (c) => c.notNull())
+        .addColumn('task_id', 'text', (c) => c.notNull())
+        .addColumn('first_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('task_heartbeats_pk', ['agent_id', 'task_id'])
+        .compile(),
+      db.schema.createIndex('task_heartbeats_last').on('task_heartbeats').column('last_at').compile(),
+      // Envelope-encrypted secrets (docs/credentials.md): only ciphertext, wrapped data keys
+      // and an HMAC fingerprint are stored; the master key never is (THREATS.md L1, L2).
+      db.schema
+        .createTable('sealed_secrets')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('ciphertext', 'text', (c) => c.notNull())
+        .addColumn('nonce', 'text', (c) => c.notNull())
+        .addColumn('wrapped_key', 'text', (c) => c.notNull())
+        .addColumn('wrap_nonce', 'text', (c) => c.notNull())
+        .addColumn('key_id', 'text', (c) => c.notNull())
+        .addColumn('fingerprint', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .compile(),
+      // How many data keys each master key has wrapped: random 96-bit nonces are safe only
+      // up to a cap per key (THREATS.md L4).
+      db.schema
+        .createTable('master_keys')
+        .addColumn('key_id', 'text', (c) => c.primaryKey())
+        .addColumn('wraps', 'bigint', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .compile(),
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -52,6 +52,15 @@ export interface Database {
     revoke_reason: string | null;
     delivered_at: number | null;
     cnf_jkt: string | null;
+    issuer: string;
+    action: string | null;
+    resource: string | null;
+    revoke_attempts: number;
+    next_revoke_at: number | null;
+    claimed_until: number | null;
+    claimed_by: string | null;
+    last_revoke_error: string | null;
+    revoke_confirmed_at: number | null;
   };
   reviewers: {
     id: string;
@@ -119,7 +128,22 @@ export interface Database {
     last_error: string | null;
     created_at: number;
   };
-  tasks: { agent_id: string; task_id: string; completed_at: number };
+  /** One row per ended task (the name is historical: failed and abandoned tasks are here too). */
+  tasks: { agent_id: string; task_id: string; completed_at: number; outcome: string; reason: string | null };
+  task_heartbeats: { agent_id: string; task_id: string; first_at: number; last_at: number };
+  sealed_secrets: {
+    name: string;
+    version: number;
+    ciphertext: string;
+    nonce: string;
+    wrapped_key: string;
+    wrap_nonce: string;
+    key_id: string;
+    fingerprint: string;
+    created_at: number;
+    updated_at: number;
+  };
+  master_keys: { key_id: string; wraps: number; created_at: number };
   audit_events: {
     seq: number;
     id: string;

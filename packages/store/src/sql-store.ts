@@ -11,13 +11,18 @@ import {
   CountersignError,
   chainEvent,
   type InviteRecord,
+  type LeaseFilter,
   type LeaseRecord,
   type LeaseSelector,
+  type LeaseStatus,
   type OutboxRecord,
   type ReviewerCredentialRecord,
   type ReviewerRecord,
+  type SealedSecretRecord,
   type SessionRecord,
   type StoreTx,
+  type TaskOutcome,
+  type TaskRecord,
   type VoteRecord,
   type WorkloadIdentityBinding,
 } from '@countersign/core';
@@ -86,6 +91,32 @@ function toLease(r: Row<'leases'>): LeaseRecord {
     revokeReason: r.revoke_reason,
     deliveredAt: numOrNull(r.delivered_at),
     cnfJkt: r.cnf_jkt ?? null,
+    issuer: r.issuer,
+    // Leases from before these columns existed carry them in their scope only.
+    action: r.action ?? '',
+    resource: r.resource ?? '',
+    revokeAttempts: num(r.revoke_attempts),
+    nextRevokeAt: numOrNull(r.next_revoke_at),
+    claimedUntil: numOrNull(r.claimed_until),
+    lastRevokeError: r.last_revoke_error,
+    revokeConfirmedAt: numOrNull(r.revoke_confirmed_at),
+  };
+}
+
+const LIVE: readonly LeaseStatus[] = ['issuing', 'active'];
+
+function toSealed(r: Row<'sealed_secrets'>): SealedSecretRecord {
+  return {
+    name: r.name,
+    version: num(r.version),
+    ciphertext: r.ciphertext,
+    nonce: r.nonce,
+    wrappedKey: r.wrapped_key,
+    wrapNonce: r.wrap_nonce,
+    keyId: r.key_id,
+    fingerprint: r.fingerprint,
+    createdAt: num(r.created_at),
+    updatedAt: num(r.updated_at),
   };
 }
 
@@ -426,6 +457,15 @@ export class SqlTx implements StoreTx {
           revoke_reason: l.revokeReason,
           delivered_at: l.deliveredAt,
           cnf_jkt: l.cnfJkt,
+          issuer: l.issuer,
+          action: l.action,
+          resource: l.resource,
+          revoke_attempts: l.revokeAttempts,
+          next_revoke_at: l.nextRevokeAt,
+          claimed_until: l.claimedUntil,
+          claimed_by: null,
+          last_revoke_error: l.lastRevokeError,
+          revoke_confirmed_at: l.revokeConfirmedAt,
         })
         .compile(),
     );
@@ -443,8 +483,13 @@ export class SqlTx implements StoreTx {
     return r ? toLease(r) : null;
   }
 
-  async revokeLeases(selector: LeaseSelector, at: number, reason: string) {
-    let q = this.db.selectFrom('leases').selectAll().where('status', '=', 'active');
+  async revokeLeases(
+    selector: LeaseSelector,
+    at: number,
+    reason: string,
+    downstream: readonly string[] = [],
+  ) {
+    let q = this.db.selectFrom('leases').selectAll().where('status', 'in', LIVE);
     if ('leaseId' in selector) q = q.where('id', '=', selector.leaseId);
     else {
       q = q.where('agent_id', '=', selector.agentId);
@@ -453,18 +498,176 @@ export class SqlTx implements StoreTx {
     const candidates = (await this.exec.all<Row<'leases'>>(q.compile())).map(toLease);
     const revoked: LeaseRecord[] = [];
     for (const lease of candidates) {
-      // Conditional per row: a lease is revoked once, by exactly one caller.
-      const r = await this.exec.run(
-        this.db
-          .updateTable('leases')
-          .set({ status: 'revoked', revoked_at: at, revoke_reason: reason })
-          .where('id', '=', lease.id)
-          .where('status', '=', 'active')
-          .compile(),
-      );
-      if (r.changes === 1) revoked.push({ ...lease, status: 'revoked', revokedAt: at, revokeReason: reason });
+      // An intent nobody claimed for minting has nothing downstream to revoke.
+      const minted = !(lease.status === 'issuing' && lease.deliveredAt === null);
+      const to = minted && downstream.includes(lease.issuer) ? 'revoke_pending' : 'revoked';
+      // Conditional per row: a lease is ended once, by exactly one caller.
+      if (await this.endLease(lease.id, lease.status, to, at, reason)) {
+        revoked.push({
+          ...lease,
+          status: to,
+          revokedAt: at,
+          revokeReason: reason,
+          nextRevokeAt: to === 'revoke_pending' ? at : null,
+        });
+      }
     }
     return revoked;
+  }
+
+  async endLease(
+    id: string,
+    from: LeaseStatus,
+    to: 'revoke_pending' | 'revoked',
+    at: number,
+    reason: string,
+  ) {
+    const r = await this.exec.run(
+      this.db
+        .updateTable('leases')
+        .set({
+          status: to,
+          revoked_at: at,
+          revoke_reason: reason,
+          next_revoke_at: to === 'revoke_pending' ? at : null,
+        })
+        .where('id', '=', id)
+        .where('status', '=', from)
+        .compile(),
+    );
+    return r.changes === 1;
+  }
+
+  async listLeases(filter: LeaseFilter, limit: number) {
+    let q = this.db.selectFrom('leases').selectAll();
+    if (filter.agentId !== undefined) q = q.where('agent_id', '=', filter.agentId);
+    if (filter.taskId !== undefined) q = q.where('task_id', '=', filter.taskId);
+    if (filter.statuses !== undefined) {
+      if (filter.statuses.length === 0) return [];
+      q = q.where('status', 'in', filter.statuses);
+    }
+    const rows = await this.exec.all<Row<'leases'>>(
+      q.orderBy('issued_at', 'desc').orderBy('id', 'desc').limit(limit).compile(),
+    );
+    return rows.map(toLease);
+  }
+
+  async listExpiredLeases(issuers: readonly string[], now: number, limit: number) {
+    if (issuers.length === 0) return [];
+    const rows = await this.exec.all<Row<'leases'>>(
+      this.db
+        .selectFrom('leases')
+        .selectAll()
+        .where('status', 'in', LIVE)
+        .where('expires_at', '<=', now)
+        .where('issuer', 'in', issuers)
+        .orderBy('expires_at')
+        .limit(limit)
+        .compile(),
+    );
+    return rows.map(toLease);
+  }
+
+  async listStaleIntents(claimedBefore: number, limit: number) {
+    const rows = await this.exec.all<Row<'leases'>>(
+      this.db
+        .selectFrom('leases')
+        .selectAll()
+        .where('status', '=', 'issuing')
+        .where('delivered_at', 'is not', null)
+        .where('delivered_at', '<', claimedBefore)
+        .orderBy('delivered_at')
+        .limit(limit)
+        .compile(),
+    );
+    return rows.map(toLease);
+  }
+
+  async listDueRevocations(now: number, limit: number) {
+    const rows = await this.exec.all<Row<'leases'>>(
+      this.db
+        .selectFrom('leases')
+        .selectAll()
+        .where('status', '=', 'revoke_pending')
+        .where('next_revoke_at', '<=', now)
+        .where((eb) => eb.or([eb('claimed_until', 'is', null), eb('claimed_until', '<=', now)]))
+        .orderBy('next_revoke_at')
+        .limit(limit)
+        .compile(),
+    );
+    return rows.map(toLease);
+  }
+
+  async countLeases(filter: { status: LeaseStatus; failing?: boolean }) {
+    let q = this.db
+      .selectFrom('leases')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('status', '=', filter.status);
+    if (filter.failing) q = q.where('revoke_attempts', '>', 0);
+    const rows = await this.exec.all<{ n: number | string }>(q.compile());
+    return num(rows[0]?.n ?? 0);
+  }
+
+  async activateLease(id: string, fingerprint: string, _at: number) {
+    const r = await this.exec.run(
+      this.db
+        .updateTable('leases')
+        .set({ status: 'active', fingerprint })
+        .where('id', '=', id)
+        .where('status', '=', 'issuing')
+        .compile(),
+    );
+    return r.changes === 1;
+  }
+
+  async claimRevocation(id: string, by: string, now: number, until: number) {
+    const r = await this.exec.run(
+      this.db
+        .updateTable('leases')
+        .set({ claimed_until: until, claimed_by: by })
+        .where('id', '=', id)
+        .where('status', '=', 'revoke_pending')
+        .where((eb) => eb.or([eb('claimed_until', 'is', null), eb('claimed_until', '<=', now)]))
+        .compile(),
+    );
+    return r.changes === 1;
+  }
+
+  async confirmRevocation(id: string, at: number) {
+    const r = await this.exec.run(
+      this.db
+        .updateTable('leases')
+        .set({
+          status: 'revoked',
+          revoke_confirmed_at: at,
+          next_revoke_at: null,
+          claimed_until: null,
+          claimed_by: null,
+        })
+        .where('id', '=', id)
+        .where('status', '=', 'revoke_pending')
+        .compile(),
+    );
+    return r.changes === 1;
+  }
+
+  async failRevocation(id: string, by: string, attempts: number, nextAt: number, error: string) {
+    const r = await this.exec.run(
+      this.db
+        .updateTable('leases')
+        .set({
+          revoke_attempts: attempts,
+          next_revoke_at: nextAt,
+          last_revoke_error: error.slice(0, 200),
+          claimed_until: null,
+          claimed_by: null,
+        })
+        .where('id', '=', id)
+        .where('status', '=', 'revoke_pending')
+        .where('claimed_by', '=', by)
+        .compile(),
+    );
+    return r.changes === 1;
   }
 
   async isTaskCompleted(agentId: string, taskId: string) {
@@ -474,12 +677,18 @@ export class SqlTx implements StoreTx {
     return r !== null;
   }
 
-  async completeTask(agentId: string, taskId: string, at: number) {
+  async completeTask(
+    agentId: string,
+    taskId: string,
+    at: number,
+    outcome: TaskOutcome = 'completed',
+    reason: string | null = null,
+  ) {
     try {
       await this.exec.run(
         this.db
           .insertInto('tasks')
-          .values({ agent_id: agentId, task_id: taskId, completed_at: at })
+          .values({ agent_id: agentId, task_id: taskId, completed_at: at, outcome, reason })
           .compile(),
       );
       return true;
@@ -487,6 +696,55 @@ export class SqlTx implements StoreTx {
       if (error instanceof UniqueViolation) return false;
       throw error;
     }
+  }
+
+  async getTask(agentId: string, taskId: string): Promise<TaskRecord | null> {
+    const ended = await this.one<'tasks'>(
+      this.db.selectFrom('tasks').selectAll().where('agent_id', '=', agentId).where('task_id', '=', taskId),
+    );
+    const beat = await this.one<'task_heartbeats'>(
+      this.db
+        .selectFrom('task_heartbeats')
+        .selectAll()
+        .where('agent_id', '=', agentId)
+        .where('task_id', '=', taskId),
+    );
+    if (!ended && !beat) return null;
+    return {
+      agentId,
+      taskId,
+      outcome: ended ? (ended.outcome as TaskOutcome) : null,
+      endedAt: ended ? num(ended.completed_at) : null,
+      reason: ended?.reason ?? null,
+      lastHeartbeatAt: beat ? num(beat.last_at) : null,
+    };
+  }
+
+  async recordHeartbeat(agentId: string, taskId: string, at: number) {
+    await this.exec.run(
+      this.db
+        .insertInto('task_heartbeats')
+        .values({ agent_id: agentId, task_id: taskId, first_at: at, last_at: at })
+        .onConflict((oc) => oc.columns(['agent_id', 'task_id']).doUpdateSet({ last_at: at }))
+        .compile(),
+    );
+  }
+
+  async listIdleTasks(before: number, limit: number) {
+    const rows = await this.exec.all<{ agent_id: string; task_id: string; last_at: number | string }>(
+      this.db
+        .selectFrom('task_heartbeats as h')
+        .leftJoin('tasks as t', (join) =>
+          join.onRef('t.agent_id', '=', 'h.agent_id').onRef('t.task_id', '=', 'h.task_id'),
+        )
+        .select(['h.agent_id', 'h.task_id', 'h.last_at'])
+        .where('h.last_at', '<', before)
+        .where('t.task_id', 'is', null)
+        .orderBy('h.last_at')
+        .limit(limit)
+        .compile(),
+    );
+    return rows.map((r) => ({ agentId: r.agent_id, taskId: r.task_id, lastHeartbeatAt: num(r.last_at) }));
   }
 
   async listAgentRequests(agentId: string, status: AccessRequestRecord['status'], limit: number) {
@@ -525,6 +783,7 @@ export class SqlTx implements StoreTx {
         .set({ delivered_at: at })
         .where('id', '=', leaseId)
         .where('delivered_at', 'is', null)
+        .where('status', 'in', LIVE)
         .compile(),
     );
     return r.changes === 1;
@@ -912,6 +1171,98 @@ export class SqlTx implements StoreTx {
         .where('id', '=', id)
         .compile(),
     );
+  }
+
+  async putSealedSecret(x: SealedSecretRecord, expectedVersion: number | null) {
+    const values = {
+      name: x.name,
+      version: x.version,
+      ciphertext: x.ciphertext,
+      nonce: x.nonce,
+      wrapped_key: x.wrappedKey,
+      wrap_nonce: x.wrapNonce,
+      key_id: x.keyId,
+      fingerprint: x.fingerprint,
+      created_at: x.createdAt,
+      updated_at: x.updatedAt,
+    };
+    if (expectedVersion === null) {
+      try {
+        await this.exec.run(this.db.insertInto('sealed_secrets').values(values).compile());
+        return true;
+      } catch (error) {
+        if (error instanceof UniqueViolation) return false;
+        throw error;
+      }
+    }
+    const { name: _n, created_at: _c, ...changes } = values;
+    const r = await this.exec.run(
+      this.db
+        .updateTable('sealed_secrets')
+        .set(changes)
+        .where('name', '=', x.name)
+        .where('version', '=', expectedVersion)
+        .compile(),
+    );
+    return r.changes === 1;
+  }
+
+  async getSealedSecret(name: string) {
+    const r = await this.one<'sealed_secrets'>(
+      this.db.selectFrom('sealed_secrets').selectAll().where('name', '=', name),
+    );
+    return r ? toSealed(r) : null;
+  }
+
+  async listSealedSecrets() {
+    const rows = await this.exec.all<Row<'sealed_secrets'>>(
+      this.db.selectFrom('sealed_secrets').selectAll().orderBy('name').compile(),
+    );
+    return rows.map(toSealed);
+  }
+
+  async rewrapSealedSecret(
+    name: string,
+    version: number,
+    fromKeyId: string,
+    wrapped: { keyId: string; wrappedKey: string; wrapNonce: string },
+    at: number,
+  ) {
+    const r = await this.exec.run(
+      this.db
+        .updateTable('sealed_secrets')
+        .set({
+          key_id: wrapped.keyId,
+          wrapped_key: wrapped.wrappedKey,
+          wrap_nonce: wrapped.wrapNonce,
+          updated_at: at,
+        })
+        .where('name', '=', name)
+        .where('version', '=', version)
+        .where('key_id', '=', fromKeyId)
+        .compile(),
+    );
+    return r.changes === 1;
+  }
+
+  async reserveKeyUse(keyId: string, uses: number, cap: number, at: number) {
+    if (!Number.isInteger(uses) || uses < 0) throw new TypeError('uses must be a non-negative integer');
+    await this.exec.run(
+      this.db
+        .insertInto('master_keys')
+        .values({ key_id: keyId, wraps: 0, created_at: at })
+        .onConflict((oc) => oc.column('key_id').doNothing())
+        .compile(),
+    );
+    const r = await this.exec.run(
+      this.db
+        .updateTable('master_keys')
+        .set((eb) => ({ wraps: eb('wraps', '+', uses) }))
+        .where('key_id', '=', keyId)
+        .where('wraps', '<=', cap - uses)
+        .compile(),
+    );
+    return r.changes === 1;
   }
 
   async appendAudit(input: AuditEventInput, at: number): Promise<AuditEvent> {

@@ -193,11 +193,23 @@ export function runWriterThread(port: MessagePort = parentPort!): void {
     await writer.handle(m);
     if (m.t === 'close') writers.delete(m.db);
   };
+  // One group commit at a time: once a database's BEGIN is handled, only its messages are
+  // handled until its COMMIT, the others wait in arrival order. Two stores on one file (two
+  // instances in one process) would otherwise block each other's BEGIN on this one thread.
   const queue: ToWriter[] = [];
+  let owner: number | null = null;
   let draining = false;
+  const next = (): ToWriter | undefined => {
+    const i = owner === null ? 0 : queue.findIndex((m) => m.db === owner);
+    return i < 0 ? undefined : queue.splice(i, 1)[0];
+  };
   const drain = async () => {
     draining = true;
-    while (queue.length > 0) await handle(queue.shift()!);
+    for (let m = next(); m !== undefined; m = next()) {
+      if (m.t === 'begin') owner = m.db;
+      await handle(m);
+      if (m.t === 'commit') owner = null;
+    }
     draining = false;
   };
   port.on('message', (message: ToWriter) => {

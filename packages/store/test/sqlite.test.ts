@@ -75,6 +75,24 @@ describe('SQLite adapter', () => {
     await store.close();
   });
 
+  it('H7 two stores on one file in one process (two instances) never block each other on the writer thread', async () => {
+    const a = SqliteStore.open({ file, ids, writer: 'thread', busyTimeoutMs: 1000 });
+    const b = SqliteStore.open({ file, ids, writer: 'thread', busyTimeoutMs: 1000 });
+    // Closure units make round trips to this thread: a group commit of one store stays open
+    // across them, and the other store's BEGIN must wait for its COMMIT, not deadlock it.
+    const work = (store: SqliteStore, i: number) =>
+      store.transaction(async (tx) => {
+        await tx.appendAudit({ type: 'both', actor: { type: 'system', id: 't' }, data: { i } }, i);
+        await tx.consumeTokenId('x', `jti-${i}`, 10);
+      });
+    await Promise.all(Array.from({ length: 40 }, (_, i) => work(i % 2 ? a : b, i)));
+    const events = [];
+    for await (const e of a.auditEvents()) events.push(e);
+    expect(verifyAuditChain(events)).toMatchObject({ ok: true, count: 40 });
+    await a.close();
+    await b.close();
+  });
+
   it("several stores share the writer thread, never each other's data", async () => {
     const other = join(dir, 'other.db');
     const a = SqliteStore.open({ file, ids, writer: 'thread' });

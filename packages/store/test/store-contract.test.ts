@@ -92,6 +92,14 @@ function lease(id: string, requestId: string, overrides: Partial<LeaseRecord> = 
     revokeReason: null,
     cnfJkt: null,
     deliveredAt: 1,
+    issuer: 'access_token',
+    action: 'write',
+    resource: 'postgres://prod/x',
+    revokeAttempts: 0,
+    nextRevokeAt: null,
+    claimedUntil: null,
+    lastRevokeError: null,
+    revokeConfirmedAt: null,
     ...overrides,
   };
 }
@@ -270,6 +278,137 @@ for (const adapter of adapters) {
         tx.revokeLeases({ agentId: 'agent-1' }, 10, 'agent_suspended'),
       );
       expect(all.map((l) => l.id)).toEqual(['l3']);
+    });
+
+    it('revokeLeases sends leases of downstream issuers to revoke_pending, and unclaimed intents straight to revoked', async () => {
+      await store.transaction(async (tx) => {
+        await tx.insertRequest(request('r-a', { status: 'allowed' }));
+        await tx.insertLease(lease('a', 'r-a', { issuer: 'pg' }));
+        await tx.insertRequest(request('r-b', { status: 'allowed' }));
+        await tx.insertLease(lease('b', 'r-b', { issuer: 'pg', status: 'issuing', deliveredAt: null }));
+        await tx.insertRequest(request('r-c', { status: 'allowed' }));
+        await tx.insertLease(lease('c', 'r-c'));
+      });
+      const ended = await store.transaction((tx) => tx.revokeLeases({ agentId: 'agent-1' }, 5, 'x', ['pg']));
+      const by = Object.fromEntries(ended.map((l) => [l.id, l.status]));
+      expect(by).toEqual({ a: 'revoke_pending', b: 'revoked', c: 'revoked' });
+      expect(await store.read((tx) => tx.listDueRevocations(5, 10))).toMatchObject([{ id: 'a' }]);
+      expect(await store.read((tx) => tx.countLeases({ status: 'revoke_pending' }))).toBe(1);
+    });
+
+    it('H3 a due revocation is claimed by exactly one of 20 concurrent reapers, and only its holder records a failure', async () => {
+      await store.transaction(async (tx) => {
+        await tx.insertRequest(request('r-a', { status: 'allowed' }));
+        await tx.insertLease(lease('a', 'r-a', { issuer: 'pg' }));
+        await tx.revokeLeases({ leaseId: 'a' }, 10, 'x', ['pg']);
+      });
+      const claims = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          store.transaction((tx) => tx.claimRevocation('a', `reaper-${i}`, 10, 70)),
+        ),
+      );
+      expect(claims.filter(Boolean)).toHaveLength(1);
+      const holder = `reaper-${claims.indexOf(true)}`;
+      // Claimed: not due for anyone else until the claim lapses.
+      expect(await store.read((tx) => tx.listDueRevocations(20, 10))).toEqual([]);
+      expect(await store.transaction((tx) => tx.failRevocation('a', 'someone-else', 1, 30, 'E'))).toBe(false);
+      expect(await store.transaction((tx) => tx.failRevocation('a', holder, 1, 30, 'ECONNREFUSED'))).toBe(
+        true,
+      );
+      expect(await store.read((tx) => tx.countLeases({ status: 'revoke_pending', failing: true }))).toBe(1);
+      // Backed off until 30; then claimable again, and a lapsed claim can be taken over.
+      expect(await store.read((tx) => tx.listDueRevocations(29, 10))).toEqual([]);
+      expect(await store.transaction((tx) => tx.claimRevocation('a', 'r1', 30, 90))).toBe(true);
+      expect(await store.transaction((tx) => tx.claimRevocation('a', 'r2', 60, 120))).toBe(false);
+      expect(await store.transaction((tx) => tx.claimRevocation('a', 'r2', 90, 150))).toBe(true);
+      expect(await store.transaction((tx) => tx.confirmRevocation('a', 100))).toBe(true);
+      expect(await store.transaction((tx) => tx.confirmRevocation('a', 101))).toBe(false);
+      expect(await store.read((tx) => tx.getLease('a'))).toMatchObject({
+        status: 'revoked',
+        revokeAttempts: 1,
+        lastRevokeError: 'ECONNREFUSED',
+        revokeConfirmedAt: 100,
+        claimedUntil: null,
+      });
+    });
+
+    it('H1 an intent activates once, and only while it is still issuing', async () => {
+      await store.transaction(async (tx) => {
+        await tx.insertRequest(request('r-a', { status: 'allowed' }));
+        await tx.insertLease(lease('a', 'r-a', { issuer: 'pg', status: 'issuing', deliveredAt: null }));
+      });
+      const claims = await Promise.all(
+        Array.from({ length: 10 }, () => store.transaction((tx) => tx.markLeaseDelivered('a', 3))),
+      );
+      expect(claims.filter(Boolean)).toHaveLength(1);
+      expect(await store.read((tx) => tx.listStaleIntents(4, 10))).toMatchObject([{ id: 'a' }]);
+      expect(await store.transaction((tx) => tx.activateLease('a', 'sha256:x', 4))).toBe(true);
+      expect(await store.transaction((tx) => tx.activateLease('a', 'sha256:y', 4))).toBe(false);
+      expect(await store.read((tx) => tx.getLease('a'))).toMatchObject({
+        status: 'active',
+        fingerprint: 'sha256:x',
+      });
+      await store.transaction(async (tx) => {
+        await tx.insertRequest(request('r-b', { status: 'allowed' }));
+        await tx.insertLease(lease('b', 'r-b', { issuer: 'pg', status: 'issuing', deliveredAt: 3 }));
+        await tx.revokeLeases({ leaseId: 'b' }, 5, 'task_completed', ['pg']);
+      });
+      expect(await store.transaction((tx) => tx.activateLease('b', 'sha256:z', 6))).toBe(false);
+      expect((await store.read((tx) => tx.getLease('b')))?.status).toBe('revoke_pending');
+      expect(await store.transaction((tx) => tx.markLeaseDelivered('b', 6))).toBe(false);
+    });
+
+    it('listExpiredLeases finds live leases of the named issuers past their TTL', async () => {
+      await store.transaction(async (tx) => {
+        await tx.insertRequest(request('r-a', { status: 'allowed' }));
+        await tx.insertLease(lease('a', 'r-a', { issuer: 'pg', expiresAt: 10 }));
+        await tx.insertRequest(request('r-b', { status: 'allowed' }));
+        await tx.insertLease(lease('b', 'r-b', { issuer: 'access_token', expiresAt: 10 }));
+        await tx.insertRequest(request('r-c', { status: 'allowed' }));
+        await tx.insertLease(lease('c', 'r-c', { issuer: 'pg', expiresAt: 20 }));
+      });
+      expect((await store.read((tx) => tx.listExpiredLeases(['pg'], 10, 10))).map((l) => l.id)).toEqual([
+        'a',
+      ]);
+      expect(await store.read((tx) => tx.listExpiredLeases([], 10, 10))).toEqual([]);
+      expect(
+        await store.transaction((tx) => tx.endLease('a', 'active', 'revoke_pending', 11, 'expired')),
+      ).toBe(true);
+      expect(await store.transaction((tx) => tx.endLease('a', 'active', 'revoked', 11, 'expired'))).toBe(
+        false,
+      );
+      expect((await store.read((tx) => tx.listExpiredLeases(['pg'], 30, 10))).map((l) => l.id)).toEqual([
+        'c',
+      ]);
+      const listed = await store.read((tx) => tx.listLeases({ statuses: ['revoke_pending', 'active'] }, 10));
+      expect(listed.map((l) => l.id).sort()).toEqual(['a', 'b', 'c']);
+      expect(await store.read((tx) => tx.listLeases({ statuses: [] }, 10))).toEqual([]);
+    });
+
+    it('tasks: heartbeats upsert; idle tasks are those that heartbeated and have not ended', async () => {
+      await store.transaction(async (tx) => {
+        await tx.recordHeartbeat('a', 't1', 1);
+        await tx.recordHeartbeat('a', 't1', 5);
+        await tx.recordHeartbeat('a', 't2', 2);
+        await tx.recordHeartbeat('b', 't3', 2);
+      });
+      expect(await store.read((tx) => tx.getTask('a', 't1'))).toEqual({
+        agentId: 'a',
+        taskId: 't1',
+        outcome: null,
+        endedAt: null,
+        reason: null,
+        lastHeartbeatAt: 5,
+      });
+      await store.transaction((tx) => tx.completeTask('b', 't3', 3, 'failed', 'boom'));
+      expect(await store.read((tx) => tx.listIdleTasks(4, 10))).toEqual([
+        { agentId: 'a', taskId: 't2', lastHeartbeatAt: 2 },
+      ]);
+      expect(await store.read((tx) => tx.getTask('b', 't3'))).toMatchObject({
+        outcome: 'failed',
+        reason: 'boom',
+      });
+      expect(await store.read((tx) => tx.getTask('b', 'none'))).toBeNull();
     });
 
     it('completeTask is a compare-and-set', async () => {

@@ -154,11 +154,14 @@ export async function agentUnused(home: string, days: number) {
 export async function agentSuspend(home: string, id: string, reason?: string) {
   const local = await openLocal(home);
   try {
-    return await suspendAgent({
+    const result = await suspendAgent({
       ctx: local.deps.ctx,
       actor: OPERATOR,
       input: { agentId: id, ...(reason ? { reason } : {}) },
     });
+    // Downstream credentials (database roles) are removed now; what fails is retried by the server's reaper.
+    const pending = await local.deps.reaper.revokeNow(result.pendingRevocations);
+    return { ...result, pendingRevocations: pending };
   } finally {
     await local.close();
   }

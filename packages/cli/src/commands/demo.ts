@@ -42,7 +42,7 @@ export async function demoCommand(options: { home: string; server: string }): Pr
   say(
     `   risk ${read.decision.risk.score}; lease ${read.credential?.lease_id ?? '-'} expires ${read.credential?.expires_at ?? '-'}`,
   );
-  if (!read.credential) {
+  if (read.credential?.type !== 'access_token') {
     say(
       `   expected an allowed read with a credential, got ${read.status}: is the server using the example policies?`,
     );

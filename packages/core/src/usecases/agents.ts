@@ -2,6 +2,7 @@ import type { AuditActor } from '../audit.js';
 import { CountersignError } from '../errors.js';
 import type { AgentRecord, WorkloadIdentityBinding } from '../records.js';
 import type { DomainContext } from './context.js';
+import { endLeases } from './end-leases.js';
 import { enqueueReviewNotification } from './notify.js';
 
 // A SPIFFE ID (spiffe://trust-domain/path) or a slug. ASCII only: no look-alike ids (D3).
@@ -135,7 +136,7 @@ export async function suspendAgent({
   ctx: DomainContext;
   input: { agentId: string; reason?: string };
   actor: AuditActor;
-}): Promise<{ revokedLeases: number; cancelledRequests: number }> {
+}): Promise<{ revokedLeases: number; cancelledRequests: number; pendingRevocations: string[] }> {
   const now = ctx.clock.now();
   const result = await ctx.store.transaction(async (tx) => {
     const agent = await tx.getAgent(input.agentId);
@@ -143,18 +144,7 @@ export async function suspendAgent({
     if (!(await tx.setAgentStatus(agent.id, 'active', 'suspended'))) {
       throw new CountersignError('CS_REQUEST_CLOSED', `agent ${agent.id} is already suspended`);
     }
-    const revoked = await tx.revokeLeases({ agentId: agent.id }, now, 'agent_suspended');
-    for (const lease of revoked) {
-      await tx.appendAudit(
-        {
-          type: 'lease.revoked',
-          actor,
-          requestId: lease.requestId,
-          data: { lease_id: lease.id, reason: 'agent_suspended' },
-        },
-        now,
-      );
-    }
+    const revoked = await endLeases(ctx, tx, { agentId: agent.id }, 'agent_suspended', actor, now);
     const cancelled: string[] = [];
     for (const pending of await tx.listPendingRequests({ agentId: agent.id }, 10_000)) {
       if (await tx.finishPendingRequest(pending.id, 'cancelled', now, null)) {
@@ -179,10 +169,14 @@ export async function suspendAgent({
       },
       now,
     );
-    return { revokedLeases: revoked.length, cancelledRequests: cancelled };
+    return { revokedLeases: revoked, cancelledRequests: cancelled };
   });
   for (const id of result.cancelledRequests) ctx.events.requestChanged(id);
-  return { revokedLeases: result.revokedLeases, cancelledRequests: result.cancelledRequests.length };
+  return {
+    revokedLeases: result.revokedLeases.length,
+    cancelledRequests: result.cancelledRequests.length,
+    pendingRevocations: result.revokedLeases.filter((l) => l.status === 'revoke_pending').map((l) => l.id),
+  };
 }
 
 /**

@@ -7,6 +7,7 @@
  * their audit events (invariants 1, 2, 3, 8).
  */
 import { CountersignError } from '../errors.js';
+import { DEFAULT_ISSUER } from '../issuer-port.js';
 import type { ReviewerRecord, Verdict, VoteRecord } from '../records.js';
 import { ineligibility, requestClaims, tally } from '../review.js';
 import type { DomainContext } from './context.js';
@@ -77,11 +78,19 @@ export async function castVote({
         'the request changed after it was shown: the approval does not apply',
       );
     }
-    // A4: a policy change since the review opened never turns into a silent allow.
+    // A4: a policy change since the review opened never turns into a silent allow; nor does
+    // a configuration change (risk settings, TTL defaults, credential templates).
     if (ctx.policy().version !== request.decision.policyVersion) {
       throw new CountersignError(
         'CS_POLICY_CHANGED',
         'the policy set changed since this review opened; the agent must ask again',
+      );
+    }
+    const reviewedConfig = (JSON.parse(request.canonical) as { config_version?: unknown }).config_version;
+    if (reviewedConfig !== undefined && reviewedConfig !== ctx.configVersion) {
+      throw new CountersignError(
+        'CS_POLICY_CHANGED',
+        'the configuration changed since this review opened; the agent must ask again',
       );
     }
     const agent = await tx.getAgent(request.agentId);
@@ -149,14 +158,25 @@ export async function castVote({
       }
       case 'approved': {
         const claims = requestClaims(request);
-        const audience = String(claims.resource_facts.audience);
-        const grant = grantFor(ctx, request, audience, now, claims.ttl_seconds);
+        const facts = claims.resource_facts;
+        // The issuer the reviewer saw in the evidence pack (it is part of the digest).
+        const target = {
+          audience: String(facts.audience),
+          issuer: typeof facts.issuer === 'string' ? facts.issuer : DEFAULT_ISSUER,
+        };
+        const issuer = ctx.issuers.get(target.issuer);
+        if (!issuer) {
+          throw new CountersignError('CS_ISSUER_UNKNOWN', `issuer ${target.issuer} is no longer configured`);
+        }
+        const grant = grantFor(ctx, request, target, now, claims.ttl_seconds);
         if (!(await tx.finishPendingRequest(request.id, 'allowed', now, grant.leaseId))) {
           throw new CountersignError('CS_REVIEW_CLOSED', 'the review was closed meanwhile');
         }
-        const issued = await ctx.issuer.issue(grant);
+        // A `decision` issuer signs now; a `delivery` issuer's lease is an intent here, minted
+        // once when the agent first reads the request (deliverCredential, THREATS.md H1).
+        const issued = issuer.mint === 'decision' ? await issuer.issue(grant) : null;
         // Handed to the agent once, when it asks (deliverCredential).
-        const lease = leaseRecordFor(ctx.issuer.kind, grant, issued, null);
+        const lease = leaseRecordFor(issuer, grant, issued, null);
         const receipt = await ctx.receipts.sign({
           request_id: request.id,
           request_digest: request.digest,

@@ -1,6 +1,6 @@
 import type { ResourceCatalog } from '../catalog.js';
 import type { CheckpointSettings } from '../checkpoint.js';
-import type { Issuer, ReceiptSigner } from '../issuer-port.js';
+import type { IssuerRegistry, ReceiptSigner } from '../issuer-port.js';
 import type { Clock, PolicyEngine } from '../ports.js';
 import type { RiskSettings } from '../risk.js';
 import type { Store } from '../store-port.js';
@@ -22,7 +22,8 @@ export interface DomainContext {
   /** The current policy engine (hot reload swaps it; a decision reads it once). */
   readonly policy: () => PolicyEngine;
   readonly catalog: () => ResourceCatalog;
-  readonly issuer: Issuer;
+  /** The configured credential issuers; the catalog names which one serves a resource. */
+  readonly issuers: IssuerRegistry;
   readonly receipts: ReceiptSigner;
   readonly risk: RiskSettings;
   readonly checkpoint: CheckpointSettings;
@@ -40,6 +41,8 @@ export interface DomainContext {
   readonly subscribers: readonly string[];
   /** Action names mapped to classes beyond the built-in ones (`read`, `write`, ...). */
   readonly actionClasses: Readonly<Record<string, string>>;
+  /** A task that heartbeats and then stays silent this long is abandoned (seconds); null: never. */
+  readonly taskIdleTimeoutSeconds: number | null;
 }
 
 /**

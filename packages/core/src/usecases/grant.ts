@@ -9,7 +9,7 @@ export function grantFor(
     AccessRequestRecord,
     'id' | 'agentId' | 'taskId' | 'action' | 'resource' | 'digest' | 'decision' | 'cnfJkt'
   >,
-  audience: string,
+  target: { readonly audience: string; readonly issuer: string },
   issuedAt: number,
   requestedTtlSeconds: number | null,
 ): Grant {
@@ -24,11 +24,12 @@ export function grantFor(
     taskId: request.taskId,
     action: request.action,
     resource: request.resource,
-    audience,
+    audience: target.audience,
     requestDigest: request.digest,
     issuedAt,
     expiresAt: issuedAt + ttl * 1000,
     ...(request.cnfJkt ? { cnf: { jkt: request.cnfJkt } } : {}),
+    issuer: target.issuer,
   };
 }
 
@@ -46,5 +47,6 @@ export function grantOfLease(lease: LeaseRecord, request: AccessRequestRecord): 
     issuedAt: lease.issuedAt,
     expiresAt: lease.expiresAt,
     ...(lease.cnfJkt ? { cnf: { jkt: lease.cnfJkt } } : {}),
+    issuer: lease.issuer,
   };
 }

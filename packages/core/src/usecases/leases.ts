@@ -1,6 +1,7 @@
 import type { AuditActor } from '../audit.js';
 import type { LeaseRecord } from '../records.js';
 import type { DomainContext } from './context.js';
+import { endLeases } from './end-leases.js';
 
 export type LeaseState =
   | { readonly active: true; readonly lease: LeaseRecord }
@@ -20,7 +21,7 @@ export async function leaseState({
   return ctx.store.read(async (tx) => {
     const lease = await tx.getLeaseByCredentialId(input.credentialId);
     if (!lease) return { active: false, lease: null, why: 'unknown' };
-    if (lease.status !== 'active') return { active: false, lease, why: lease.revokeReason ?? 'revoked' };
+    if (lease.status !== 'active') return { active: false, lease, why: lease.revokeReason ?? lease.status };
     if (lease.expiresAt <= ctx.clock.now()) return { active: false, lease, why: 'expired' };
     const agent = await tx.getAgent(lease.agentId);
     if (agent?.status !== 'active') return { active: false, lease, why: 'agent_suspended' };
@@ -30,30 +31,25 @@ export async function leaseState({
   });
 }
 
-/** Revokes one lease (RFC 7009). Revoking a revoked or unknown lease is not an error. */
+/**
+ * Revokes one lease (RFC 7009, `countersign lease revoke`, the console). Idempotent: revoking
+ * an ended or unknown lease is not an error and changes nothing. Returns the lease as this
+ * call left it (`revoked`, or `revoke_pending` until the reaper reaches its downstream), or
+ * null when it was not live.
+ */
 export async function revokeLease({
   ctx,
   input,
   actor,
 }: {
   ctx: DomainContext;
-  input: { leaseId: string; reason: string };
+  /** `note`: the person's own words, kept in the audit event only (the lease keeps the reason code). */
+  input: { leaseId: string; reason: string; note?: string };
   actor: AuditActor;
-}): Promise<boolean> {
+}): Promise<LeaseRecord | null> {
   const now = ctx.clock.now();
   return ctx.store.transaction(async (tx) => {
-    const revoked = await tx.revokeLeases({ leaseId: input.leaseId }, now, input.reason);
-    for (const lease of revoked) {
-      await tx.appendAudit(
-        {
-          type: 'lease.revoked',
-          actor,
-          requestId: lease.requestId,
-          data: { lease_id: lease.id, reason: input.reason },
-        },
-        now,
-      );
-    }
-    return revoked.length > 0;
+    const ended = await endLeases(ctx, tx, { leaseId: input.leaseId }, input.reason, actor, now, input.note);
+    return ended[0] ?? null;
   });
 }

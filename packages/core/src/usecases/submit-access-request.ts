@@ -1,15 +1,17 @@
 /**
  * submitAccessRequest: authenticate (done by the caller), normalize + digest, catalog, risk,
  * checkpoint, then in ONE unit of work: consume the assertion, record the request, the
- * decision and its audit events, and for an allow the lease. The credential is minted before
- * the unit (signing is CPU work) but handed out only after it commits (invariant 1).
+ * decision and its audit events, and for an allow the lease. A `decision` issuer's credential
+ * (a signature) is minted before the unit; a `delivery` issuer's (a database role) only after
+ * the unit committed the lease intent (THREATS.md H1). Either way it is handed out only after
+ * its lease is committed `active` with its audit event (invariant 1).
  */
 import { classifyAction, parseActionName } from '../action.js';
 import type { AuditEventInput } from '../audit.js';
-import { decide } from '../checkpoint.js';
+import { decide, denyForIssuer } from '../checkpoint.js';
 import { canonicalJson, requestDigestOfCanonical, sha256Hex } from '../digest.js';
 import { CountersignError } from '../errors.js';
-import type { IssuedCredential } from '../issuer-port.js';
+import type { Grant, IssuedCredential } from '../issuer-port.js';
 import { buildPolicyInput } from '../policy-input.js';
 import type { AccessRequestRecord, AgentRecord, LeaseRecord } from '../records.js';
 import { parseResource } from '../resource.js';
@@ -20,6 +22,7 @@ import { agentActor, requestSummary } from './audit-helpers.js';
 import type { Assertion, DomainContext } from './context.js';
 import { grantFor } from './grant.js';
 import { leaseRecordFor } from './lease-record.js';
+import { mintLease } from './mint-lease.js';
 import { reviewNotifications } from './notify.js';
 
 export interface SubmitAccessRequestInput {
@@ -102,7 +105,22 @@ export async function submitAccessRequest({
     riskSettings: ctx.risk,
     ttlSeconds: requestedTtl,
   });
-  const decision = decide(engine.evaluate(policyInput), engine.version, ctx.checkpoint);
+  let decision = decide(engine.evaluate(policyInput), engine.version, ctx.checkpoint);
+  // Which issuer makes the credential is catalog config; one that is unknown or cannot serve
+  // this action on this resource denies, before any reviewer is asked (invariant 4).
+  const issuer = ctx.issuers.get(facts.issuer);
+  if (decision.outcome !== 'deny') {
+    const refusal = issuer ? await issuer.supports({ action, resource: resource.uri }) : null;
+    if (!issuer) {
+      decision = denyForIssuer(
+        decision,
+        'CS_ISSUER_UNKNOWN',
+        `no credential issuer named ${JSON.stringify(facts.issuer)} is configured: the request is denied (fail closed)`,
+      );
+    } else if (refusal !== null) {
+      decision = denyForIssuer(decision, 'CS_ISSUER_UNSUPPORTED', `no credential can be issued: ${refusal}`);
+    }
+  }
 
   const decisionFields = {
     agent: {
@@ -129,8 +147,9 @@ export async function submitAccessRequest({
 
   let issued: IssuedCredential | null = null;
   let lease: LeaseRecord | null = null;
-  if (decision.outcome === 'allow') {
-    const grant = grantFor(
+  let grant: Grant | null = null;
+  if (decision.outcome === 'allow' && issuer) {
+    grant = grantFor(
       ctx,
       {
         id,
@@ -142,13 +161,14 @@ export async function submitAccessRequest({
         decision,
         cnfJkt: input.assertion.dpopJkt,
       },
-      facts.audience,
+      facts,
       now,
       requestedTtl,
     );
-    issued = await ctx.issuer.issue(grant);
-    // Handed over in this very answer, after the commit.
-    lease = leaseRecordFor(ctx.issuer.kind, grant, issued, now);
+    if (issuer.mint === 'decision') issued = await issuer.issue(grant);
+    // Handed over in this very answer, after the commit. A `delivery` issuer's intent is
+    // claimed for this answer at once (deliveredAt), so no read can claim it too.
+    lease = leaseRecordFor(issuer, grant, issued, now);
   }
 
   const record: AccessRequestRecord = {
@@ -232,5 +252,8 @@ export async function submitAccessRequest({
     throw error;
   }
   ctx.events.requestChanged(id);
+  if (lease?.status === 'issuing' && grant) {
+    return { record, credential: await mintLease({ ctx, input: { lease, grant } }), replayed: false };
+  }
   return { record, credential: issued?.credential ?? null, replayed: false };
 }

@@ -4,18 +4,22 @@ import {
   canonicalJson,
   completeTask,
   deliverCredential,
+  failTask,
   getAccessRequest,
+  heartbeatTask,
+  type LeaseRecord,
   runUnit,
   submitAccessRequest,
   withdrawAccessRequest,
 } from '@countersign/core';
 import { AccessRequestBodySchema, identifier, WaitQuerySchema } from '@countersign/protocol';
 import { Hono } from 'hono';
+import { z } from 'zod';
 import type { ServerDeps } from '../app.js';
 import { timed } from '../metrics.js';
 import { authenticateAgent } from '../middleware/agent-auth.js';
 import { jsonBodyLimit, readJson } from '../middleware/json.js';
-import { accessRequestView } from '../views.js';
+import { accessRequestView, leaseView } from '../views.js';
 
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -96,6 +100,24 @@ export function agentRoutes(deps: ServerDeps): Hono {
     return c.json(accessRequestView(record));
   });
 
+  /**
+   * The task's ended leases: their downstream revocations (a database role) run now, inside
+   * this request, so the agent's credentials are gone when it gets the answer. Whatever the
+   * downstream did not confirm stays `revoke_pending` and the reaper retries it.
+   */
+  async function endedView(taskId: string, status: string, already: boolean, ended: LeaseRecord[]) {
+    const pending = await deps.reaper.revokeNow(
+      ended.filter((l) => l.status === 'revoke_pending').map((l) => l.id),
+    );
+    return {
+      task_id: taskId,
+      status,
+      already_completed: already,
+      revoked_leases: ended.map((l) => l.id),
+      pending_revocations: pending,
+    };
+  }
+
   app.post('/v1/tasks/:task_id/complete', async (c) => {
     const who = await authenticateAgent(deps, c);
     const taskId = pathId(c.req.param('task_id'));
@@ -103,11 +125,35 @@ export function agentRoutes(deps: ServerDeps): Hono {
       ctx,
       input: { agentId: who.agent.id, taskId, assertion: who.assertion },
     });
+    return c.json(await endedView(taskId, 'completed', result.alreadyCompleted, result.revoked));
+  });
+
+  app.post('/v1/tasks/:task_id/fail', jsonBodyLimit, async (c) => {
+    const who = await authenticateAgent(deps, c);
+    const taskId = pathId(c.req.param('task_id'));
+    // The body is optional: `{ "reason": "..." }` (the agent's claim, kept in the audit trail).
+    const reason = c.req.header('content-type')
+      ? (await readJson(c, z.strictObject({ reason: z.string().min(1).max(1000).optional() }))).value.reason
+      : undefined;
+    const result = await failTask({
+      ctx,
+      input: { agentId: who.agent.id, taskId, reason: reason ?? null, assertion: who.assertion },
+    });
+    return c.json(await endedView(taskId, 'failed', result.alreadyEnded, result.revoked));
+  });
+
+  app.post('/v1/tasks/:task_id/heartbeat', async (c) => {
+    const who = await authenticateAgent(deps, c);
+    const taskId = pathId(c.req.param('task_id'));
+    const result = await heartbeatTask({
+      ctx,
+      input: { agentId: who.agent.id, taskId, assertion: who.assertion },
+    });
     return c.json({
       task_id: taskId,
-      status: 'completed',
-      already_completed: result.alreadyCompleted,
-      revoked_leases: result.revoked.map((l) => l.id),
+      status: 'running',
+      idle_timeout_seconds: result.idleTimeoutSeconds,
+      leases: result.leases.map((l) => leaseView(l, ctx.clock.now())),
     });
   });
 

@@ -13,8 +13,10 @@ import {
   endReviewerSession,
   enrollReviewer,
   ineligibility,
+  type LeaseStatus,
   type ReviewerRecord,
   requestClaims,
+  revokeLease,
   startReviewerSession,
   suspendAgent,
   verifyAuditChain,
@@ -43,6 +45,7 @@ import {
 import { CHALLENGE_TTL_SECONDS, relyingParty } from '../console/webauthn.js';
 import { newId } from '../ids.js';
 import { jsonBodyLimit, readJson } from '../middleware/json.js';
+import { leaseView } from '../views.js';
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 const b64url = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url');
@@ -591,7 +594,56 @@ export function consoleRoutes(deps: ServerDeps): Hono {
       actor: { type: 'reviewer', id: reviewer.id },
       input: { agentId: c.req.param('id')!, reason: value.reason },
     });
-    return c.json({ revoked_leases: result.revokedLeases, cancelled_requests: result.cancelledRequests });
+    const pending = await deps.reaper.revokeNow(result.pendingRevocations);
+    return c.json({
+      revoked_leases: result.revokedLeases,
+      cancelled_requests: result.cancelledRequests,
+      pending_revocations: pending,
+    });
+  });
+
+  // ---- leases ------------------------------------------------------------------------------
+  const LeaseQuery = z.strictObject({
+    status: z.enum(['issuing', 'active', 'revoke_pending', 'revoked']).optional(),
+    agent: z.string().min(1).max(512).optional(),
+    limit: z.coerce.number().int().min(1).max(500).default(100),
+  });
+
+  app.get('/v1/console/leases', async (c) => {
+    await requireReviewer(deps, c);
+    const parsed = LeaseQuery.safeParse(c.req.query());
+    if (!parsed.success) throw new CountersignError('CS_INVALID_REQUEST', 'bad lease filter');
+    const q = parsed.data;
+    const [leases, failing] = await ctx.store.read(async (tx) => [
+      await tx.listLeases(
+        {
+          ...(q.status ? { statuses: [q.status as LeaseStatus] } : {}),
+          ...(q.agent ? { agentId: q.agent } : {}),
+        },
+        q.limit,
+      ),
+      await tx.countLeases({ status: 'revoke_pending', failing: true }),
+    ]);
+    const now = ctx.clock.now();
+    return c.json({ items: leases.map((l) => leaseView(l, now)), failing_revocations: failing });
+  });
+
+  // Revoking only ever removes access: a live session and a same-origin request suffice (as
+  // for suspension); the reason is recorded with the reviewer in the audit trail.
+  app.post('/v1/console/leases/:id/revoke', jsonBodyLimit, async (c: Context) => {
+    const { reviewer } = await requireReviewer(deps, c);
+    const { value } = await readJson(c, z.strictObject({ reason: z.string().min(1).max(1000) }));
+    const leaseId = c.req.param('id')!;
+    const existing = await ctx.store.read((tx) => tx.getLease(leaseId));
+    if (!existing) throw new CountersignError('CS_NOT_FOUND', 'no such lease');
+    const ended = await revokeLease({
+      ctx,
+      actor: { type: 'reviewer', id: reviewer.id },
+      input: { leaseId, reason: 'revoked_by_reviewer', note: value.reason },
+    });
+    if (ended?.status === 'revoke_pending') await deps.reaper.revokeNow([ended.id]);
+    const after = (await ctx.store.read((tx) => tx.getLease(leaseId)))!;
+    return c.json({ revoked: ended !== null, lease: leaseView(after, ctx.clock.now()) });
   });
 
   app.get('/v1/console/audit', async (c) => {

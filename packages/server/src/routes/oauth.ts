@@ -152,11 +152,12 @@ export function oauthRoutes(deps: ServerDeps): Hono {
       const lease = state.lease;
       // RFC 7009 §2.2: invalid or foreign tokens get 200 too; nothing is revealed.
       if (lease && (caller.kind === 'resource_server' || lease.agentId === caller.id)) {
-        await revokeLease({
+        const ended = await revokeLease({
           ctx: deps.ctx,
           input: { leaseId: lease.id, reason: 'revoked_by_client' },
           actor: { type: caller.kind === 'agent' ? 'agent' : 'system', id: caller.id },
         });
+        if (ended?.status === 'revoke_pending') await deps.reaper.revokeNow([ended.id]);
       }
     }
     return c.body(null, 200);
