@@ -120,8 +120,12 @@ export interface StoreTx {
     failedAt: number | null,
   ): Promise<void>;
 
-  /** Appends one event to the chain. Throws CS_AUDIT_WRITE_FAILED on any failure. */
-  appendAudit(input: AuditEventInput, at: number): Promise<AuditEvent>;
+  /**
+   * Appends one event to the chain, in this unit. Throws CS_AUDIT_WRITE_FAILED on any failure.
+   * An adapter may place the unit's events at its end, under the chain's lock (PostgreSQL
+   * does), so a unit never learns its events' sequence numbers and must not need them.
+   */
+  appendAudit(input: AuditEventInput, at: number): Promise<void>;
 }
 
 export interface Store {

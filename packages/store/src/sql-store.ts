@@ -155,12 +155,12 @@ export interface IdSource {
 /** StoreTx over one executor (a connection inside a transaction, or a read connection). */
 export class SqlTx implements StoreTx {
   constructor(
-    private readonly db: Kysely<Database>,
-    private readonly exec: Executor,
-    private readonly ids: IdSource,
+    protected readonly db: Kysely<Database>,
+    protected readonly exec: Executor,
+    protected readonly ids: IdSource,
   ) {}
 
-  private async one<T extends keyof Database>(q: {
+  protected async one<T extends keyof Database>(q: {
     compile(): import('kysely').CompiledQuery;
   }): Promise<Row<T> | null> {
     const rows = await this.exec.all<Row<T>>(q.compile());
@@ -549,9 +549,8 @@ export class SqlTx implements StoreTx {
         .updateTable('reviewer_credentials')
         .set({ counter: to, last_used_at: at })
         .where('id', '=', id)
-        .where((eb) =>
-          eb.or([eb('counter', '<', to), eb.and([eb('counter', '=', 0), eb(eb.val(to), '=', 0)])]),
-        )
+        // Forward only; authenticators without a counter report 0 every time (WebAuthn §6.1.1).
+        .where((eb) => (to === 0 ? eb('counter', '=', 0) : eb('counter', '<', to)))
         .compile(),
     );
     return r.changes === 1;
@@ -826,21 +825,40 @@ export class SqlTx implements StoreTx {
     );
   }
 
-  async appendAudit(input: AuditEventInput, at: number): Promise<AuditEvent> {
+  async appendAudit(input: AuditEventInput, at: number): Promise<void> {
     try {
-      const head = await this.one<'audit_events'>(
-        this.db.selectFrom('audit_events').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1),
-      );
-      const event = chainEvent(
-        head ? { seq: num(head.seq), hash: head.hash } : null,
-        input,
-        this.ids.next('evt'),
-        new Date(at).toISOString(),
-      );
-      await this.exec.run(
-        this.db
-          .insertInto('audit_events')
-          .values({
+      await this.writeAuditEvents(await this.readAuditHead(), [{ input, at }]);
+    } catch (error) {
+      throw auditWriteFailed(error);
+    }
+  }
+
+  /** The newest event of the chain as this connection sees it now. */
+  protected async readAuditHead(): Promise<{ seq: number; hash: string } | null> {
+    const head = await this.one<'audit_events'>(
+      this.db.selectFrom('audit_events').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1),
+    );
+    return head ? { seq: num(head.seq), hash: head.hash } : null;
+  }
+
+  /** Chains `items` onto `head` and inserts them with one statement; returns the events. */
+  protected async writeAuditEvents(
+    head: { seq: number; hash: string } | null,
+    items: ReadonlyArray<{ input: AuditEventInput; at: number }>,
+  ): Promise<AuditEvent[]> {
+    const events: AuditEvent[] = [];
+    let prev = head;
+    for (const { input, at } of items) {
+      const event = chainEvent(prev, input, this.ids.next('evt'), new Date(at).toISOString());
+      events.push(event);
+      prev = { seq: event.seq, hash: event.hash };
+    }
+    if (events.length === 0) return events;
+    await this.exec.run(
+      this.db
+        .insertInto('audit_events')
+        .values(
+          events.map((event) => ({
             seq: event.seq,
             id: event.id,
             at: event.at,
@@ -851,18 +869,21 @@ export class SqlTx implements StoreTx {
             data: JSON.stringify(event.data),
             prev_hash: event.prevHash,
             hash: event.hash,
-          })
-          .compile(),
-      );
-      return event;
-    } catch (error) {
-      throw new CountersignError(
-        'CS_AUDIT_WRITE_FAILED',
-        'the audit event could not be written; nothing was done',
-        {
-          cause: error,
-        },
-      );
-    }
+          })),
+        )
+        .compile(),
+    );
+    return events;
   }
+}
+
+export function auditWriteFailed(error: unknown): CountersignError {
+  if (error instanceof CountersignError && error.code === 'CS_AUDIT_WRITE_FAILED') return error;
+  return new CountersignError(
+    'CS_AUDIT_WRITE_FAILED',
+    'the audit event could not be written; nothing was done',
+    {
+      cause: error,
+    },
+  );
 }

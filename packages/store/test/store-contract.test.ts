@@ -1,6 +1,7 @@
 /**
- * The store contract, one suite looped over every adapter (SQLite today; PostgreSQL joins
- * the list with its adapter). Invariants must hold under concurrency, not just in sequence.
+ * The store contract, one suite looped over every adapter: SQLite, and PostgreSQL on the
+ * machine's server (a database of its own per test, at READ COMMITTED as it runs). Invariants
+ * must hold under concurrency, not just in sequence.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,8 @@ import {
 } from '@countersign/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../src/index.js';
+import { PostgresStore } from '../src/postgres-entry.js';
+import { createTestDatabase } from './support/pg-database.js';
 
 let counter = 0;
 const ids = { next: (prefix: string) => `${prefix}_${process.pid}_${++counter}` };
@@ -22,6 +25,31 @@ const ids = { next: (prefix: string) => `${prefix}_${process.pid}_${++counter}` 
 interface Adapter {
   name: string;
   open(): Promise<{ store: Store; cleanup(): Promise<void> }>;
+}
+
+function postgres(): Adapter {
+  return {
+    name: 'postgres',
+    async open() {
+      const db = await createTestDatabase();
+      try {
+        const store = await PostgresStore.open({ url: db.url, ids, poolMax: 8, acquireTimeoutMs: 30_000 });
+        return {
+          store,
+          async cleanup() {
+            try {
+              await store.close();
+            } finally {
+              await db.drop();
+            }
+          },
+        };
+      } catch (error) {
+        await db.drop();
+        throw error;
+      }
+    },
+  };
 }
 
 const adapters: Adapter[] = [
@@ -39,6 +67,7 @@ const adapters: Adapter[] = [
       };
     },
   },
+  postgres(),
 ];
 
 const decision: Decision = {
