@@ -112,6 +112,12 @@ export interface StoreTx {
   listDueOutbox(now: number, limit: number): Promise<OutboxRecord[]>;
   /** Compare-and-set: true once per delivered notification. */
   markOutboxDelivered(id: string, at: number): Promise<boolean>;
+  /**
+   * Compare-and-set claim of one due notification for delivery: moves its next attempt to
+   * `until` only if it is still undelivered and still due at `expectedNextAttemptAt`. True for
+   * exactly one instance; a claimer that dies leaves the item due again at `until`.
+   */
+  claimOutbox(id: string, expectedNextAttemptAt: number, until: number): Promise<boolean>;
   markOutboxAttempt(
     id: string,
     attempts: number,
@@ -119,6 +125,19 @@ export interface StoreTx {
     error: string,
     failedAt: number | null,
   ): Promise<void>;
+
+  /** The newest audit sequence number (0 when the chain is empty). */
+  auditHeadSeq(): Promise<number>;
+  /**
+   * Request ids named by audit events of the given types with `afterSeq < seq <= upToSeq`,
+   * oldest first: the change feed every instance polls to learn what the others did.
+   */
+  listRequestChanges(
+    afterSeq: number,
+    upToSeq: number,
+    types: readonly string[],
+    limit: number,
+  ): Promise<Array<{ seq: number; requestId: string }>>;
 
   /**
    * Appends one event to the chain, in this unit. Throws CS_AUDIT_WRITE_FAILED on any failure.
@@ -167,4 +186,6 @@ export type ReadMethods =
   | 'getChallenge'
   | 'listVotes'
   | 'getReceipt'
-  | 'listDueOutbox';
+  | 'listDueOutbox'
+  | 'auditHeadSeq'
+  | 'listRequestChanges';

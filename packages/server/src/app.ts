@@ -17,7 +17,6 @@ import {
   taggedDigest,
 } from '@countersign/core';
 import { policyEngineFromDirectory } from '@countersign/policy';
-import { SqliteStore } from '@countersign/store';
 import { Hono } from 'hono';
 import pino from 'pino';
 import { loadCatalogFile, type ServerConfig } from './config.js';
@@ -25,16 +24,18 @@ import { toWireError } from './errors.js';
 import type { AgentAuthenticator } from './identity/authenticator.js';
 import { PrivateKeyJwtAuthenticator } from './identity/private-key-jwt.js';
 import { newId } from './ids.js';
+import { InstanceEvents } from './instance-events.js';
 import { accessTokenIssuer } from './issuers/access-token.js';
 import { receiptSigner } from './issuers/receipt.js';
 import { loadSigningKey, type SigningKey } from './keys.js';
-import { createMetrics, type Metrics, timed, timedSync } from './metrics.js';
+import { createMetrics, type Metrics, registerStoreMetrics, timed, timedSync } from './metrics.js';
 import { createDispatcher } from './notifications.js';
 import { agentRoutes } from './routes/agent.js';
 import { consoleRoutes } from './routes/console.js';
 import { consoleStaticRoutes } from './routes/console-static.js';
 import { oauthRoutes } from './routes/oauth.js';
 import { wellKnownRoutes } from './routes/well-known.js';
+import { type OpenedStore, openStore } from './store.js';
 import { RequestWaiters } from './waiters.js';
 
 export interface ServerDeps {
@@ -44,6 +45,10 @@ export interface ServerDeps {
   readonly signingKey: SigningKey;
   readonly metrics: Metrics;
   readonly waiters: RequestWaiters;
+  /** Request changes across instances (LISTEN/NOTIFY and the audit-chain poll). */
+  readonly events: InstanceEvents;
+  /** Which store this instance runs on (no password). */
+  readonly store: Pick<OpenedStore, 'kind' | 'description'>;
   readonly log: pino.Logger;
   /** Why the server cannot decide right now, or null when ready. */
   readonly unready: () => string | null;
@@ -106,7 +111,18 @@ export async function createServer(
   const clock = overrides.clock ?? systemClock;
   const metrics = createMetrics();
   const ids = { next: newId };
-  const rawStore = overrides.store ?? SqliteStore.open({ file: config.sqliteFile, ids });
+  const opened: OpenedStore = overrides.store
+    ? {
+        store: overrides.store,
+        kind: 'sqlite',
+        description: 'provided by the caller',
+        changes: null,
+        warnings: [],
+        stats: null,
+      }
+    : await openStore(config, ids);
+  for (const warning of opened.warnings) log.warn(warning);
+  const rawStore = opened.store;
   const store = instrumentStore(rawStore, metrics);
   const signingKey = await loadSigningKey(config.signingKeyFile);
   const catalog = ResourceCatalog.from(loadCatalogFile(config.catalogFile), 'urn:countersign:uncatalogued');
@@ -130,6 +146,14 @@ export async function createServer(
   }
 
   const waiters = new RequestWaiters();
+  const events = new InstanceEvents({
+    waiters,
+    store: rawStore,
+    channel: opened.changes,
+    pollMs: config.eventsPollMs,
+    log,
+  });
+  registerStoreMetrics(metrics, opened, events);
   const ctx: DomainContext = {
     store,
     clock,
@@ -144,7 +168,7 @@ export async function createServer(
       fallbackReviewGroup: config.fallbackReviewGroup,
     },
     ids,
-    events: waiters,
+    events,
     defaultTtlSeconds: config.defaultTtlSeconds,
     subscribers: config.webhooks.map((w) => w.name),
     configVersion: `sha256:${taggedDigest('countersign/config/v1\0', {
@@ -165,6 +189,8 @@ export async function createServer(
     signingKey,
     metrics,
     waiters,
+    events,
+    store: { kind: opened.kind, description: opened.description },
     log,
     unready: () => (policyError ? `policy set failed to load: ${policyError}` : null),
   };
@@ -216,6 +242,14 @@ export async function createServer(
     },
     startBackground() {
       if (reaper) return;
+      events
+        .start()
+        .catch((error) =>
+          log.error({ err: (error as Error).message }, 'request change feed failed to start'),
+        );
+      // Every instance runs the reaper and the webhook loop: each item is taken by a
+      // compare-and-set (a review expires once; a notification is claimed once), so several
+      // instances do each item once between them.
       reaper = setInterval(() => {
         expireReviews({ ctx }).catch((error) =>
           log.error({ err: (error as Error).message }, 'review reaper failed'),
@@ -237,6 +271,7 @@ export async function createServer(
     async close() {
       if (reaper) clearInterval(reaper);
       if (notifier) clearInterval(notifier);
+      await events.close();
       await rawStore.close();
     },
   };

@@ -176,6 +176,11 @@ class PostgresUnitTx extends SqlTx {
     this.#pending.push({ input, at });
   }
 
+  async pruneTokenIds(before: number): Promise<number> {
+    const r = await this.exec.run(this.db.deleteFrom('token_ids').where('expires_at', '<', before).compile());
+    return r.changes;
+  }
+
   /** Writes the unit's events: lock, read the head (after the lock: a fresh snapshot), insert. */
   async flushAudit(): Promise<void> {
     if (this.#pending.length === 0) return;
@@ -411,13 +416,8 @@ export class PostgresStore implements Store {
   }
 
   async pruneTokenIds(before: number): Promise<number> {
-    // One statement, its own transaction: nothing else needs to commit with it.
-    return this.read(async () => {
-      const r = await this.#reader.run(
-        this.#kysely.deleteFrom('token_ids').where('expires_at', '<', before).compile(),
-      );
-      return r.changes;
-    });
+    // A unit like any other, so it also tells writeHealth() whether writes work again.
+    return this.#run((tx) => (tx as PostgresUnitTx).pruneTokenIds(before));
   }
 
   /** Cross-instance request-change notifications (LISTEN/NOTIFY) on this database. */

@@ -804,6 +804,47 @@ export class SqlTx implements StoreTx {
     return r.changes === 1;
   }
 
+  async claimOutbox(id: string, expectedNextAttemptAt: number, until: number) {
+    const r = await this.exec.run(
+      this.db
+        .updateTable('outbox')
+        .set({ next_attempt_at: until })
+        .where('id', '=', id)
+        .where('next_attempt_at', '=', expectedNextAttemptAt)
+        .where('delivered_at', 'is', null)
+        .where('failed_at', 'is', null)
+        .compile(),
+    );
+    return r.changes === 1;
+  }
+
+  async auditHeadSeq() {
+    const rows = await this.exec.all<{ seq: number | string | null }>(
+      this.db
+        .selectFrom('audit_events')
+        .select((eb) => eb.fn.max('seq').as('seq'))
+        .compile(),
+    );
+    return numOrNull(rows[0]?.seq) ?? 0;
+  }
+
+  async listRequestChanges(afterSeq: number, upToSeq: number, types: readonly string[], limit: number) {
+    if (types.length === 0 || upToSeq <= afterSeq) return [];
+    const rows = await this.exec.all<{ seq: number | string; request_id: string }>(
+      this.db
+        .selectFrom('audit_events')
+        .select(['seq', 'request_id'])
+        .where('seq', '>', afterSeq)
+        .where('seq', '<=', upToSeq)
+        .where('type', 'in', [...types])
+        .where('request_id', 'is not', null)
+        .orderBy('seq')
+        .limit(limit)
+        .compile(),
+    );
+    return rows.map((r) => ({ seq: num(r.seq), requestId: r.request_id }));
+  }
+
   async markOutboxAttempt(
     id: string,
     attempts: number,

@@ -252,6 +252,56 @@ for (const adapter of adapters) {
       expect(await store.read((tx) => tx.isTaskCompleted('a', 't'))).toBe(true);
     });
 
+    it('H2 a due notification is claimed by exactly one of 10 concurrent claimers, and is due again when the claim runs out', async () => {
+      await store.transaction((tx) =>
+        tx.insertOutbox({
+          id: 'msg_1',
+          subscriber: 'hook',
+          type: 'review.requested',
+          requestId: 'r1',
+          payload: { type: 'review.requested' },
+          attempts: 0,
+          nextAttemptAt: 100,
+          deliveredAt: null,
+          failedAt: null,
+          lastError: null,
+          createdAt: 100,
+        }),
+      );
+      const [due] = await store.read((tx) => tx.listDueOutbox(150, 10));
+      expect(due?.nextAttemptAt).toBe(100);
+      const claims = await Promise.all(
+        Array.from({ length: 10 }, () => store.transaction((tx) => tx.claimOutbox('msg_1', 100, 1000))),
+      );
+      expect(claims.filter(Boolean)).toHaveLength(1);
+      expect(await store.read((tx) => tx.listDueOutbox(999, 10))).toEqual([]);
+      expect((await store.read((tx) => tx.listDueOutbox(1000, 10))).map((o) => o.id)).toEqual(['msg_1']);
+      expect(await store.transaction((tx) => tx.markOutboxDelivered('msg_1', 1001))).toBe(true);
+      expect(await store.transaction((tx) => tx.claimOutbox('msg_1', 1000, 5000))).toBe(false);
+    });
+
+    it('the change feed lists requests named by chosen event types after a sequence number', async () => {
+      expect(await store.read((tx) => tx.auditHeadSeq())).toBe(0);
+      const actor = { type: 'system' as const, id: 't' };
+      await store.transaction(async (tx) => {
+        await tx.appendAudit({ type: 'review.opened', actor, requestId: 'r1', data: {} }, 1);
+        await tx.appendAudit({ type: 'lease.issued', actor, requestId: 'r2', data: {} }, 1);
+        await tx.appendAudit({ type: 'policy.loaded', actor, data: {} }, 1);
+        await tx.appendAudit({ type: 'review.decided', actor, requestId: 'r3', data: {} }, 1);
+      });
+      const head = await store.read((tx) => tx.auditHeadSeq());
+      expect(head).toBe(4);
+      const types = ['review.opened', 'review.decided'];
+      expect(await store.read((tx) => tx.listRequestChanges(0, head, types, 10))).toEqual([
+        { seq: 1, requestId: 'r1' },
+        { seq: 4, requestId: 'r3' },
+      ]);
+      expect(await store.read((tx) => tx.listRequestChanges(1, 3, types, 10))).toEqual([]);
+      expect(await store.read((tx) => tx.listRequestChanges(0, head, types, 1))).toEqual([
+        { seq: 1, requestId: 'r1' },
+      ]);
+    });
+
     it('a closed store refuses work with CS_STORE_UNAVAILABLE', async () => {
       await store.close();
       await expect(store.transaction(async () => 1)).rejects.toMatchObject({ code: 'CS_STORE_UNAVAILABLE' });

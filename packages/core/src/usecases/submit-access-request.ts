@@ -233,6 +233,7 @@ export async function submitAccessRequest({
     }
     throw error;
   }
-  ctx.events.requestChanged(id);
+  // Only a review can be waited on or shown in a queue; an immediate answer is news to no one.
+  if (record.status === 'pending') ctx.events.requestChanged(id);
   return { record, credential: issued?.credential ?? null, replayed: false };
 }
