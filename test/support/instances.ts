@@ -29,6 +29,25 @@ export function cli(home: string, args: string[], env: Record<string, string> = 
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** Runs a CLI command without blocking the event loop (several can run at once). */
+export function cliAsync(
+  home: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((ok) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, COUNTERSIGN_HOME: home, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    child.on('exit', (code) => ok({ code, stdout, stderr }));
+  });
+}
+
 export interface Instance {
   readonly name: string;
   readonly port: number;
