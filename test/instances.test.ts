@@ -12,7 +12,13 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initHome } from '../packages/cli/src/commands/init.js';
 import { createTestDatabase, type TestDatabase } from '../packages/store/test/support/pg-database.js';
-import { enrollReviewers, type HttpAgent, type HttpReviewer, registerAgents } from './support/http-actors.js';
+import {
+  enrollReviewers,
+  type HttpAgent,
+  type HttpReviewer,
+  openLocal,
+  registerAgents,
+} from './support/http-actors.js';
 import { cliAsync, freePort, type Instance, startInstance } from './support/instances.js';
 
 const ISSUER = 'http://localhost:8787';
@@ -101,16 +107,21 @@ notifications:
       secret: whsec_${randomBytes(24).toString('base64')}
 `,
     );
-    // The first instance migrates; the others find the schema in place.
-    instances = [await startInstance({ name: 'A', home, issuer: ISSUER, env })];
-    instances.push(
-      ...(await Promise.all(['B', 'C'].map((name) => startInstance({ name, home, issuer: ISSUER, env })))),
-    );
-    agent = (await registerAgents(home, env, ISSUER, [{ id: 'fleet-bot', owner: 'app' }]))[0]!;
-    reviewers = await enrollReviewers(home, env, url(A), new URL(ISSUER).origin, [
-      { email: 'pat@acme.dev', groups: ['billing-oncall', 'platform-oncall'] },
-      { email: 'quinn@acme.dev', groups: ['billing-oncall', 'platform-oncall'] },
-    ]);
+    // Instances starting together migrate one at a time (an advisory lock); set-up opens the
+    // store in this process, as the CLI would.
+    const local = await openLocal(home, env, ISSUER);
+    try {
+      agent = (await registerAgents(local, ISSUER, [{ id: 'fleet-bot', owner: 'app' }]))[0]!;
+      instances = await Promise.all(
+        ['A', 'B', 'C'].map((name) => startInstance({ name, home, issuer: ISSUER, env })),
+      );
+      reviewers = await enrollReviewers(local, url(A), new URL(ISSUER).origin, [
+        { email: 'pat@acme.dev', groups: ['billing-oncall', 'platform-oncall'] },
+        { email: 'quinn@acme.dev', groups: ['billing-oncall', 'platform-oncall'] },
+      ]);
+    } finally {
+      await local.close();
+    }
   }, 180_000);
 
   afterAll(async () => {

@@ -3,11 +3,10 @@
  * (the SDK's createAssertion), reviewers hold a session cookie and a software passkey. Every
  * call returns the status and body as received, for history recorders.
  */
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { inviteReviewer, registerAgent } from '@countersign/core';
 import { createAssertion } from '@countersign/sdk';
-import { exportJWK, generateKeyPair, type JWK } from 'jose';
-import { cliAsync } from './instances.js';
+import { type CountersignServer, createServer, loadConfig, newSessionToken } from '@countersign/server';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { SoftPasskey } from './soft-passkey.js';
 
 export interface Answer {
@@ -63,35 +62,47 @@ export class HttpAgent {
   }
 }
 
-/** Registers agents through the CLI (`agent add --public-key`), in parallel. */
-export async function registerAgents(
+/**
+ * Opens the data directory in this process, as the CLI does (createServer on the configured
+ * store, which also migrates it), for set-up: registering agents and inviting reviewers
+ * without paying for a CLI process each.
+ */
+export async function openLocal(
   home: string,
   env: Record<string, string>,
+  issuer: string,
+): Promise<CountersignServer> {
+  return createServer(loadConfig({ home, port: 8787, issuer, env: { ...process.env, ...env } }), {
+    logLevel: 'silent',
+  });
+}
+
+/** Registers agents (as `countersign agent add --public-key` does) and returns HTTP clients for them. */
+export async function registerAgents(
+  local: CountersignServer,
   audience: string,
   agents: ReadonlyArray<{ id: string; owner: string; env?: string }>,
 ): Promise<HttpAgent[]> {
-  return Promise.all(
-    agents.map(async (a) => {
-      const pair = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
-      const privateJwk = await exportJWK(pair.privateKey);
-      const file = join(home, `${a.id}.pub.jwk`);
-      writeFileSync(file, JSON.stringify({ kty: 'OKP', crv: 'Ed25519', x: privateJwk.x }));
-      const args = [
-        'agent',
-        'add',
-        a.id,
-        '--owner',
-        a.owner,
-        '--env',
-        a.env ?? 'production',
-        '--public-key',
-        file,
-      ];
-      const r = await cliAsync(home, args, env);
-      if (r.code !== 0) throw new Error(`agent add ${a.id} failed: ${r.stderr}`);
-      return new HttpAgent(a.id, privateJwk, audience);
-    }),
-  );
+  const out: HttpAgent[] = [];
+  for (const a of agents) {
+    const pair = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+    const privateJwk = await exportJWK(pair.privateKey);
+    const publicJwk = { kty: 'OKP', crv: 'Ed25519', x: privateJwk.x! };
+    await registerAgent({
+      ctx: local.deps.ctx,
+      actor: { type: 'operator', id: 'test' },
+      input: {
+        id: a.id,
+        owner: a.owner,
+        boundary: 'acme',
+        environment: a.env ?? 'production',
+        publicJwk,
+        jwkThumbprint: await calculateJwkThumbprint(publicJwk),
+      },
+    });
+    out.push(new HttpAgent(a.id, privateJwk, audience));
+  }
+  return out;
 }
 
 export class HttpReviewer {
@@ -135,6 +146,25 @@ export class HttpReviewer {
     if (verified.status !== 200) throw new Error(`enroll verify: ${JSON.stringify(verified.body)}`);
   }
 
+  /** The decision challenge for one verdict (the server derives it from the stored request). */
+  options(base: string, requestId: string, verdict: 'approve' | 'deny'): Promise<Answer> {
+    return this.#post(base, `/v1/console/requests/${requestId}/decision/options`, { verdict });
+  }
+
+  /** Answers a decision challenge from `options` with a passkey assertion. */
+  decideWith(
+    base: string,
+    requestId: string,
+    verdict: 'approve' | 'deny',
+    options: { challenge_id: string; options: { challenge: string; rpId?: string } },
+  ): Promise<Answer> {
+    return this.#post(base, `/v1/console/requests/${requestId}/decision`, {
+      verdict,
+      challenge_id: options.challenge_id,
+      response: this.passkey.get(options.options),
+    });
+  }
+
   /** One verdict: decision options, then the passkey assertion over the server's challenge. */
   async decide(
     base: string,
@@ -142,13 +172,9 @@ export class HttpReviewer {
     verdict: 'approve' | 'deny',
     decideOn = base,
   ): Promise<Answer> {
-    const options = await this.#post(base, `/v1/console/requests/${requestId}/decision/options`, { verdict });
+    const options = await this.options(base, requestId, verdict);
     if (options.status !== 200) return options;
-    return this.#post(decideOn, `/v1/console/requests/${requestId}/decision`, {
-      verdict,
-      challenge_id: options.body.challenge_id,
-      response: this.passkey.get(options.body.options),
-    });
+    return this.decideWith(decideOn, requestId, verdict, options.body);
   }
 
   /** The console's live stream (SSE) as parsed events, until `signal` aborts. */
@@ -180,22 +206,24 @@ export class HttpReviewer {
   }
 }
 
-/** Invites reviewers through the CLI and enrolls each with a software passkey. */
+/** Invites reviewers (as `countersign reviewer invite` does) and enrolls each with a software passkey over HTTP. */
 export async function enrollReviewers(
-  home: string,
-  env: Record<string, string>,
+  local: CountersignServer,
   base: string,
   origin: string,
   people: ReadonlyArray<{ email: string; groups: string[] }>,
 ): Promise<HttpReviewer[]> {
-  return Promise.all(
-    people.map(async (p) => {
-      const r = await cliAsync(home, ['reviewer', 'invite', p.email, '--group', ...p.groups], env);
-      const token = /#\/enroll\/([A-Za-z0-9_-]+)/.exec(r.stdout)?.[1];
-      if (r.code !== 0 || !token) throw new Error(`reviewer invite ${p.email}: ${r.stderr}`);
-      const reviewer = new HttpReviewer(p.email, origin);
-      await reviewer.enroll(base, token);
-      return reviewer;
-    }),
-  );
+  const out: HttpReviewer[] = [];
+  for (const p of people) {
+    const { token, tokenHash } = newSessionToken();
+    await inviteReviewer({
+      ctx: local.deps.ctx,
+      actor: { type: 'operator', id: 'test' },
+      input: { email: p.email, groups: p.groups, tokenHash, ttlSeconds: 3600 },
+    });
+    const reviewer = new HttpReviewer(p.email, origin);
+    await reviewer.enroll(base, token);
+    out.push(reviewer);
+  }
+  return out;
 }

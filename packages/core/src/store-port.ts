@@ -29,6 +29,14 @@ export interface StoreTx {
   getAgentByThumbprint(thumbprint: string): Promise<AgentRecord | null>;
   /** Fails with CS_AGENT_EXISTS when the id or the key is already registered. */
   insertAgent(agent: AgentRecord): Promise<void>;
+  /**
+   * Takes the agent's row for the rest of the unit and returns it as committed now (a no-op
+   * update). Units that open the agent's requests, issue or revoke its leases or complete its
+   * tasks take it first, so they run one after another for one agent: a lease can never slip
+   * past a task completion or a suspension (THREATS.md H6, INV-5), at any isolation level.
+   * Lock order: agent, then request, then the rest.
+   */
+  lockAgent(id: string): Promise<AgentRecord | null>;
   /** Compare-and-set: true when the status changed. */
   setAgentStatus(id: string, from: AgentRecord['status'], to: AgentRecord['status']): Promise<boolean>;
 
@@ -38,6 +46,11 @@ export interface StoreTx {
   getRequest(id: string): Promise<AccessRequestRecord | null>;
   findRequestByIdempotencyKey(agentId: string, key: string): Promise<AccessRequestRecord | null>;
   insertRequest(record: AccessRequestRecord): Promise<void>;
+  /**
+   * Takes the request's row for the rest of the unit and returns it as committed now: votes
+   * on one request run one after another, so a tally always sees every earlier vote (H6).
+   */
+  lockRequest(id: string): Promise<AccessRequestRecord | null>;
   /** Compare-and-set from `pending`; true for exactly one caller. */
   finishPendingRequest(
     id: string,

@@ -72,6 +72,14 @@ export interface ServerOverrides {
   readonly logLevel?: pino.Level | 'silent';
 }
 
+/** What the driver or the OS said under our wrappers, so an operator sees why it failed closed. */
+function rootCause(error: Error): string | undefined {
+  let e: unknown = error.cause;
+  if (e === undefined) return undefined;
+  while (e instanceof Error && e.cause !== undefined && e.cause !== e) e = e.cause;
+  return e instanceof Error ? e.message : String(e);
+}
+
 function instrumentPolicy(engine: PolicyEngine, metrics: Metrics): PolicyEngine {
   return {
     version: engine.version,
@@ -208,7 +216,7 @@ export async function createServer(
         {
           err:
             error instanceof Error
-              ? { message: error.message, code: (error as CountersignError).code }
+              ? { message: error.message, code: (error as CountersignError).code, cause: rootCause(error) }
               : error,
         },
         'request failed',

@@ -322,6 +322,10 @@ export class PostgresStore implements Store {
         throw error;
       }
     } catch (error) {
+      // A read-only session (a standby, or a database made read-only by default) keeps its
+      // defaults while it lives: drop it, so the next unit connects afresh and works again as
+      // soon as the database does.
+      if (sqlState(error) === '25006') broken ??= error as Error;
       // Not an SQL error (a timeout, a reset): the connection's state is unknown; drop it.
       if (
         sqlState(error) === undefined &&

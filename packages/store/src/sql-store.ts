@@ -207,6 +207,18 @@ export class SqlTx implements StoreTx {
     }
   }
 
+  async lockAgent(id: string) {
+    const rows = await this.exec.all<Row<'agents'>>(
+      this.db
+        .updateTable('agents')
+        .set((eb) => ({ status: eb.ref('status') }))
+        .where('id', '=', id)
+        .returningAll()
+        .compile(),
+    );
+    return rows[0] ? toAgent(rows[0]) : null;
+  }
+
   async setAgentStatus(id: string, from: AgentRecord['status'], to: AgentRecord['status']) {
     const r = await this.exec.run(
       this.db
@@ -220,18 +232,16 @@ export class SqlTx implements StoreTx {
   }
 
   async consumeTokenId(issuer: string, tokenId: string, expiresAt: number) {
-    try {
-      await this.exec.run(
-        this.db
-          .insertInto('token_ids')
-          .values({ issuer, token_id: tokenId, expires_at: expiresAt })
-          .compile(),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof UniqueViolation) return false;
-      throw error;
-    }
+    // ON CONFLICT DO NOTHING, not a caught error: on PostgreSQL any error aborts the whole
+    // transaction, and a replay must be a plain `false` the unit can act on.
+    const r = await this.exec.run(
+      this.db
+        .insertInto('token_ids')
+        .values({ issuer, token_id: tokenId, expires_at: expiresAt })
+        .onConflict((oc) => oc.columns(['issuer', 'token_id']).doNothing())
+        .compile(),
+    );
+    return r.changes === 1;
   }
 
   async getRequest(id: string) {
@@ -289,6 +299,18 @@ export class SqlTx implements StoreTx {
       }
       throw error;
     }
+  }
+
+  async lockRequest(id: string) {
+    const rows = await this.exec.all<Row<'access_requests'>>(
+      this.db
+        .updateTable('access_requests')
+        .set((eb) => ({ status: eb.ref('status') }))
+        .where('id', '=', id)
+        .returningAll()
+        .compile(),
+    );
+    return rows[0] ? toRequest(rows[0]) : null;
   }
 
   async finishPendingRequest(
@@ -387,18 +409,15 @@ export class SqlTx implements StoreTx {
   }
 
   async completeTask(agentId: string, taskId: string, at: number) {
-    try {
-      await this.exec.run(
-        this.db
-          .insertInto('tasks')
-          .values({ agent_id: agentId, task_id: taskId, completed_at: at })
-          .compile(),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof UniqueViolation) return false;
-      throw error;
-    }
+    // As consumeTokenId: a second completion is `false`, and the unit goes on.
+    const r = await this.exec.run(
+      this.db
+        .insertInto('tasks')
+        .values({ agent_id: agentId, task_id: taskId, completed_at: at })
+        .onConflict((oc) => oc.columns(['agent_id', 'task_id']).doNothing())
+        .compile(),
+    );
+    return r.changes === 1;
   }
 
   async listAgentRequests(agentId: string, status: AccessRequestRecord['status'], limit: number) {

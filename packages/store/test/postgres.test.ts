@@ -8,7 +8,7 @@ import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SCHEMA_VERSION } from '../src/index.js';
 import { PostgresStore, type PostgresStoreOptions } from '../src/postgres-entry.js';
-import { createTestDatabase, type TestDatabase } from './support/pg-database.js';
+import { ADMIN_URL, createTestDatabase, type TestDatabase } from './support/pg-database.js';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
 
 let n = 0;
@@ -249,6 +249,35 @@ describe('PostgreSQL adapter', () => {
     await store.transaction((tx) => tx.completeTask('a', 'next', 1));
     expect(await store.read((tx) => tx.isTaskCompleted('a', 'killed'))).toBe(false);
     expect(await store.read((tx) => tx.isTaskCompleted('a', 'next'))).toBe(true);
+  });
+
+  it('R6 a read-only database fails units closed with the reason, and the store recovers once it is writable', async () => {
+    await (await openStore()).close();
+    open.splice(0);
+    // From the admin database: once this one is read-only, it cannot change its own default.
+    const readOnly = async (on: boolean) => {
+      const admin = new pg.Client({ connectionString: ADMIN_URL });
+      await admin.connect();
+      try {
+        await admin.query(
+          `alter database ${pg.escapeIdentifier(db.name)} set default_transaction_read_only = ${on ? 'on' : 'off'}`,
+        );
+      } finally {
+        await admin.end();
+      }
+    };
+    await readOnly(true);
+    const store = await openStore({ poolMax: 2 });
+    await expect(store.transaction((tx) => tx.completeTask('a', 'ro', 1))).rejects.toMatchObject({
+      code: 'CS_STORE_UNAVAILABLE',
+    });
+    expect(store.writeHealth()?.message).toMatch(/read-only transaction.*25006/);
+    await readOnly(false);
+    const started = performance.now();
+    await store.transaction((tx) => tx.completeTask('a', 'rw', 1));
+    expect(performance.now() - started).toBeLessThan(2000);
+    expect(store.writeHealth()).toBeNull();
+    expect(await store.read((tx) => tx.isTaskCompleted('a', 'ro'))).toBe(false);
   });
 
   it('reports the durability settings it runs with', async () => {

@@ -244,6 +244,20 @@ for (const adapter of adapters) {
       expect(all.map((l) => l.id)).toEqual(['l3']);
     });
 
+    it('a replayed token id and a second task completion are plain answers: the unit goes on and commits', async () => {
+      const done = await store.transaction(async (tx) => {
+        expect(await tx.consumeTokenId('agent-1', 'jti-x', 10)).toBe(true);
+        expect(await tx.consumeTokenId('agent-1', 'jti-x', 10)).toBe(false);
+        expect(await tx.completeTask('agent-1', 'task-x', 1)).toBe(true);
+        expect(await tx.completeTask('agent-1', 'task-x', 1)).toBe(false);
+        await tx.insertRequest(request('after'));
+        await tx.appendAudit({ type: 'x', actor: { type: 'system', id: 't' }, data: {} }, 1);
+        return 'committed';
+      });
+      expect(done).toBe('committed');
+      expect(await store.read((tx) => tx.getRequest('after'))).not.toBeNull();
+    });
+
     it('completeTask is a compare-and-set', async () => {
       const results = await Promise.all(
         Array.from({ length: 10 }, () => store.transaction((tx) => tx.completeTask('a', 't', 1))),
@@ -300,6 +314,83 @@ for (const adapter of adapters) {
       expect(await store.read((tx) => tx.listRequestChanges(0, head, types, 1))).toEqual([
         { seq: 1, requestId: 'r1' },
       ]);
+    });
+
+    it("H6 lockAgent serializes a lease grant with its task's completion: never a live lease for a completed task", async () => {
+      const agent = {
+        id: 'agent-1',
+        owner: 'o',
+        boundary: 'b',
+        environment: 'e',
+        trustTier: 't',
+        status: 'active' as const,
+        publicJwk: {},
+        jwkThumbprint: 'tp',
+        createdAt: 1,
+      };
+      await store.transaction((tx) => tx.insertAgent(agent));
+      const pause = () => new Promise((r) => setTimeout(r, Math.random() * 5));
+      const rounds = 20;
+      await Promise.all(
+        Array.from({ length: rounds }, (_, i) => [
+          // Grant: checks the task is open, then issues a lease for it.
+          store
+            .transaction(async (tx) => {
+              expect((await tx.lockAgent('agent-1'))?.status).toBe('active');
+              if (await tx.isTaskCompleted('agent-1', `t${i}`)) return;
+              await pause();
+              await tx.insertRequest(request(`r${i}`, { status: 'allowed', taskId: `t${i}` }));
+              await tx.insertLease(lease(`l${i}`, `r${i}`, { taskId: `t${i}`, expiresAt: 10_000 }));
+            })
+            .catch(() => undefined),
+          // Completion: marks the task done, then revokes the task's leases it can see.
+          store.transaction(async (tx) => {
+            await tx.lockAgent('agent-1');
+            await tx.completeTask('agent-1', `t${i}`, 5);
+            await pause();
+            await tx.revokeLeases({ agentId: 'agent-1', taskId: `t${i}` }, 5, 'task_completed');
+          }),
+        ]).flat(),
+      );
+      for (let i = 0; i < rounds; i++) {
+        const l = await store.read((tx) => tx.getLease(`l${i}`));
+        expect(l === null || l.status === 'revoked', `lease l${i}`).toBe(true);
+      }
+    });
+
+    it('H6 lockRequest serializes votes: a tally sees every earlier vote, so a met quorum always ends the review', async () => {
+      const rounds = 10;
+      for (let i = 0; i < rounds; i++) await store.transaction((tx) => tx.insertRequest(request(`q${i}`)));
+      await Promise.all(
+        Array.from({ length: rounds }, (_, i) =>
+          ['alice', 'bob', 'carol'].map((reviewer) =>
+            store
+              .transaction(async (tx) => {
+                const r = await tx.lockRequest(`q${i}`);
+                if (r?.status !== 'pending') return;
+                const earlier = await tx.listVotes(`q${i}`);
+                await new Promise((ok) => setTimeout(ok, Math.random() * 5));
+                await tx.insertVote({
+                  requestId: `q${i}`,
+                  reviewerId: reviewer,
+                  verdict: 'approve',
+                  assertionHash: 'h',
+                  credentialId: 'c',
+                  createdAt: 1,
+                });
+                if (earlier.length + 1 >= 2) await tx.finishPendingRequest(`q${i}`, 'allowed', 2, null);
+              })
+              .catch(() => undefined),
+          ),
+        ).flat(),
+      );
+      for (let i = 0; i < rounds; i++) {
+        const votes = await store.read((tx) => tx.listVotes(`q${i}`));
+        const r = await store.read((tx) => tx.getRequest(`q${i}`));
+        // Exactly two votes got in: the second ended it, the third found it closed.
+        expect(votes, `q${i}`).toHaveLength(2);
+        expect(r?.status, `q${i}`).toBe('allowed');
+      }
     });
 
     it('a closed store refuses work with CS_STORE_UNAVAILABLE', async () => {

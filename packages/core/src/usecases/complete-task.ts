@@ -19,6 +19,8 @@ export async function completeTask({
   const actor = agentActor({ id: input.agentId });
   const result = await ctx.store.transaction(async (tx) => {
     await consumeAssertion(tx, input.assertion);
+    // After every unit that issued a lease of this agent, before every later one (H6).
+    await tx.lockAgent(input.agentId);
     const first = await tx.completeTask(input.agentId, input.taskId, now);
     const revoked = await tx.revokeLeases(
       { agentId: input.agentId, taskId: input.taskId },

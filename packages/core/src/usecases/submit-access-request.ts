@@ -174,7 +174,9 @@ export async function submitAccessRequest({
       await consumeAssertion(tx, input.assertion);
       // Re-checked inside the unit: a suspension or task completion that committed after
       // authentication must win (invariant 5, THREATS.md B12, C1).
-      if ((await tx.getAgent(agent.id))?.status !== 'active') {
+      // lockAgent, not a plain read: at READ COMMITTED a read would let a completion or
+      // suspension committing meanwhile miss this unit's lease (THREATS.md H6).
+      if ((await tx.lockAgent(agent.id))?.status !== 'active') {
         throw new CountersignError('CS_AGENT_SUSPENDED', 'agent is suspended');
       }
       if (await tx.isTaskCompleted(agent.id, request.intent.task_id)) {
