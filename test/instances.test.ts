@@ -11,7 +11,11 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initHome } from '../packages/cli/src/commands/init.js';
-import { createTestDatabase, type TestDatabase } from '../packages/store/test/support/pg-database.js';
+import {
+  ADMIN_URL,
+  createTestDatabase,
+  type TestDatabase,
+} from '../packages/store/test/support/pg-database.js';
 import {
   enrollReviewers,
   type HttpAgent,
@@ -97,6 +101,9 @@ when { resource.catalogued && resource.environment == "production" };
     writeFileSync(
       join(home, 'countersign.yaml'),
       `dev: true
+store:
+  postgres:
+    pool_max: 4             # the URL comes from DATABASE_URL; small pools: tests share the server
 reaper_interval: 1s
 events:
   poll_interval: 1s
@@ -335,6 +342,60 @@ notifications:
     expect(answers.map((a) => a.status).sort()).toEqual([201, 401, 401]);
     for (const a of answers.filter((x) => x.status === 401))
       expect(a.body.error.code).toBe('CS_TOKEN_REPLAYED');
+  });
+
+  it('R6 a database gone read-only: writes fail closed everywhere, /healthz and /metrics say why, and all recover', async () => {
+    const admin = async (text: string) => {
+      const client = new pg.Client({ connectionString: ADMIN_URL });
+      await client.connect();
+      try {
+        await client.query(text);
+      } finally {
+        await client.end();
+      }
+    };
+    const setReadOnly = (on: boolean) =>
+      admin(
+        `alter database ${pg.escapeIdentifier(db.name)} set default_transaction_read_only = ${on ? 'on' : 'off'}`,
+      );
+    const before = await query<{ n: string }>('select count(*) as n from access_requests');
+    await setReadOnly(true);
+    try {
+      // Pooled sessions keep the default they started with: end them, as a failover would.
+      await query(
+        "select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and application_name = 'countersign' and pid <> pg_backend_pid()",
+      );
+      for (const i of [A, B, C]) {
+        // Whatever the unit meets first (a terminated session or a read-only one), a 503.
+        const answer = await agent.call(url(i), 'POST', '/v1/access-requests', STAGING_READ);
+        expect(answer.status).toBe(503);
+        expect(answer.body.error.code).toBe('CS_STORE_UNAVAILABLE');
+        // /healthz re-tries a harmless write, so it names the current reason.
+        const health = await fetch(`${url(i)}/healthz`);
+        expect(health.status).toBe(503);
+        expect(((await health.json()) as any).checks.store).toMatch(
+          /writes failing since .*read-only transaction/,
+        );
+        const metrics = await (await fetch(`${url(i)}/metrics`)).text();
+        expect(metrics).toMatch(/countersign_store_write_failing 1/);
+        expect(metrics).toMatch(/countersign_fail_closed_total\{code="CS_STORE_UNAVAILABLE"\} [1-9]/);
+      }
+      expect(await query('select count(*) as n from access_requests')).toEqual(before);
+    } finally {
+      await setReadOnly(false);
+    }
+    const cleared = performance.now();
+    const recovered: number[] = [];
+    for (const i of [A, B, C]) {
+      await expect
+        .poll(async () => (await fetch(`${url(i)}/healthz`)).status, { timeout: 10_000, interval: 100 })
+        .toBe(200);
+      recovered.push(performance.now() - cleared);
+    }
+    console.log(
+      `[figure] R6 read-only database: instances ready again ${recovered.map((ms) => ms.toFixed(0)).join('/')} ms after it was writable`,
+    );
+    expect((await agent.call(url(B), 'POST', '/v1/access-requests', STAGING_READ)).status).toBe(201);
   });
 
   it('I3 after all of this the audit chain is one linear chain that verifies', async () => {

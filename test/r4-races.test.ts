@@ -68,7 +68,10 @@ for (const setup of [
       writeFileSync(join(home, 'policies', 'zz-r4-short-deadline.cedar'), SHORT_DEADLINE_POLICY);
       writeFileSync(
         join(home, 'countersign.yaml'),
-        'dev: true\nreaper_interval: 1s\nevents:\n  poll_interval: 1s\n',
+        `dev: true\nreaper_interval: 1s\nevents:\n  poll_interval: 1s\n${
+          // Small pools (the URL comes from DATABASE_URL): other suites share the server.
+          setup.dialect === 'postgres' ? 'store:\n  postgres:\n    pool_max: 4\n' : ''
+        }`,
       );
       if (setup.dialect === 'postgres') {
         database = await createTestDatabase();

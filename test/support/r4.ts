@@ -162,8 +162,10 @@ export async function runWorkload(
   async function boundaryApproval(c: Created, actor: string): Promise<void> {
     const reviewer = pick(w.reviewers);
     const instance = Math.floor(random() * w.urls.length);
-    const jitter = (random() - 0.5) * 60;
-    await new Promise((r) => setTimeout(r, Math.max(0, c.deadlineAt - Date.now() - 400)));
+    // Sent from 400 ms before to 100 ms after the deadline: under load a request needs tens of
+    // milliseconds to reach its unit, so the boundary is met from both sides.
+    const jitter = -400 + random() * 500;
+    await new Promise((r) => setTimeout(r, Math.max(0, c.deadlineAt - Date.now() - 1500)));
     const options = await fetchOptions(reviewer, instance, c.id, 'approve');
     if (!options) return;
     await new Promise((r) => setTimeout(r, Math.max(0, c.deadlineAt + jitter - Date.now())));
@@ -309,8 +311,10 @@ export async function check(
     task_id: string;
     agent_id: string;
     decision: string;
+    decided_at: number | string | null;
+    deadline_at: number | string | null;
   }>(
-    "select id, status, lease_id, task_id, agent_id, decision from access_requests where task_id like 'r4-%'",
+    "select id, status, lease_id, task_id, agent_id, decision, decided_at, deadline_at from access_requests where task_id like 'r4-%'",
   );
   const byId = new Map(requests.map((r) => [r.id, r]));
   if (requests.length !== created.length) v(`${requests.length} requests stored, ${created.length} created`);
@@ -395,6 +399,10 @@ export async function check(
     if (r.status !== 'allowed' && !denied && approvers.size >= needed)
       v(`${c.id}: ${approvers.size}/${needed} approvals but ${r.status}`);
     if (r.status === 'denied' && !denied) v(`${c.id}: denied without a deny vote`);
+    // G4 / A11: nothing is decided by people at or after the deadline.
+    if ((r.status === 'allowed' || r.status === 'denied') && Number(r.decided_at) >= Number(r.deadline_at)) {
+      v(`${c.id}: ${r.status} at ${r.decided_at}, deadline ${r.deadline_at}`);
+    }
   }
 
   // INV-5: no live lease for a completed task; every lease issued and delivered at most once.
@@ -463,9 +471,12 @@ export async function check(
   }
   const fiveHundreds = history.filter((h) => h.status !== null && h.status >= 500 && h.status !== 503).length;
   if (fiveHundreds > 0) v(`${fiveHundreds} answers were 5xx other than 503`);
+  const boundary = history.filter((h) => h.actor.endsWith(':boundary'));
   return {
     violations,
     figures: {
+      g4_boundary_approvals: boundary.length,
+      g4_boundary_accepted: boundary.filter((h) => h.status === 200).length,
       requests: created.length,
       operations: history.length,
       indeterminate: history.filter((h) => h.status === null).length,
