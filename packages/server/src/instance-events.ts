@@ -73,8 +73,9 @@ export class InstanceEvents implements RequestEvents {
   /** Starts listening and polling (the server does; one-shot CLI commands only publish). */
   async start(): Promise<void> {
     if (this.#timer) return;
-    // Start from the head as it is: what happened before this instance started is not news.
-    this.#cursor = await this.#store.read((tx) => tx.auditHeadSeq());
+    this.#timer = setInterval(() => void this.poll(), this.#pollMs);
+    this.#timer.unref();
+    await this.poll();
     this.#unsubscribe =
       this.#channel?.subscribe(
         (ids) => {
@@ -94,8 +95,6 @@ export class InstanceEvents implements RequestEvents {
           }
         },
       ) ?? null;
-    this.#timer = setInterval(() => void this.poll(), this.#pollMs);
-    this.#timer.unref();
   }
 
   /** Reads the audit chain past the cursor and wakes waiters for every request it names. */
@@ -107,9 +106,13 @@ export class InstanceEvents implements RequestEvents {
   }
 
   async #poll(): Promise<void> {
-    if (this.#cursor === null) return;
     try {
       const head = await this.#store.read((tx) => tx.auditHeadSeq());
+      if (this.#cursor === null) {
+        // Start from the head as it is (even if the database was down when we started): what
+        // happened before this instance was polling is not news.
+        this.#cursor = head;
+      }
       let cursor: number = this.#cursor;
       while (cursor < head) {
         const after = cursor;
