@@ -119,6 +119,9 @@ export async function createServer(
   const clock = overrides.clock ?? systemClock;
   const metrics = createMetrics();
   const ids = { next: newId };
+  // Files first: a failure here must not leave a database pool open behind it.
+  const signingKey = await loadSigningKey(config.signingKeyFile);
+  const catalog = ResourceCatalog.from(loadCatalogFile(config.catalogFile), 'urn:countersign:uncatalogued');
   const opened: OpenedStore = overrides.store
     ? {
         store: overrides.store,
@@ -132,8 +135,6 @@ export async function createServer(
   for (const warning of opened.warnings) log.warn(warning);
   const rawStore = opened.store;
   const store = instrumentStore(rawStore, metrics);
-  const signingKey = await loadSigningKey(config.signingKeyFile);
-  const catalog = ResourceCatalog.from(loadCatalogFile(config.catalogFile), 'urn:countersign:uncatalogued');
 
   // Fail closed (J1): a policy set that does not load leaves the server up but unready,
   // and every decision a deny with CS_POLICY_ERROR.
