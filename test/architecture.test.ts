@@ -94,6 +94,23 @@ describe('architecture', () => {
     }
   });
 
+  it("the store's main entry never loads pg: only @countersign/store/postgres does", () => {
+    const dir = join(ROOT, 'packages/store/src');
+    const seen = new Set<string>();
+    const visit = (file: string) => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      for (const spec of imports(join(dir, file))) {
+        expect(spec === 'pg' || spec.startsWith('pg/'), `${file} imports ${spec}`).toBe(false);
+        if (spec.startsWith('./')) visit(spec.slice(2).replace(/\.js$/, '.ts'));
+      }
+    };
+    visit('index.ts');
+    expect(seen.has('sqlite.ts')).toBe(true);
+    expect(seen.has('postgres.ts')).toBe(false);
+    expect(imports(join(dir, 'postgres.ts'))).toContain('pg');
+  });
+
   it('the domain never reads the wall clock', () => {
     for (const file of pkg('core')) {
       const text = readFileSync(file, 'utf8').replace(/^\s*(\/\/|\*).*$/gm, '');

@@ -48,6 +48,15 @@ export interface StoreTx {
   listWorkloadIdentities(agentId: string): Promise<WorkloadIdentityBinding[]>;
   /** Moves last-seen forward only (never back). */
   touchAgent(id: string, at: number): Promise<void>;
+
+  /**
+   * Takes the agent's row for the rest of the unit and returns it as committed now (a no-op
+   * update). Units that open the agent's requests, issue or revoke its leases or complete its
+   * tasks take it first, so they run one after another for one agent: a lease can never slip
+   * past a task completion or a suspension (THREATS.md H6, INV-5), at any isolation level.
+   * Lock order: agent, then request, then the rest.
+   */
+  lockAgent(id: string): Promise<AgentRecord | null>;
   /** Compare-and-set: true when the status changed. */
   setAgentStatus(id: string, from: AgentRecord['status'], to: AgentRecord['status']): Promise<boolean>;
 
@@ -59,6 +68,11 @@ export interface StoreTx {
   getRequest(id: string): Promise<AccessRequestRecord | null>;
   findRequestByIdempotencyKey(agentId: string, key: string): Promise<AccessRequestRecord | null>;
   insertRequest(record: AccessRequestRecord): Promise<void>;
+  /**
+   * Takes the request's row for the rest of the unit and returns it as committed now: votes
+   * on one request run one after another, so a tally always sees every earlier vote (H6).
+   */
+  lockRequest(id: string): Promise<AccessRequestRecord | null>;
   /** Compare-and-set from `pending`; true for exactly one caller. */
   finishPendingRequest(
     id: string,
@@ -187,6 +201,12 @@ export interface StoreTx {
   listDueOutbox(now: number, limit: number): Promise<OutboxRecord[]>;
   /** Compare-and-set: true once per delivered notification. */
   markOutboxDelivered(id: string, at: number): Promise<boolean>;
+  /**
+   * Compare-and-set claim of one due notification for delivery: moves its next attempt to
+   * `until` only if it is still undelivered and still due at `expectedNextAttemptAt`. True for
+   * exactly one instance; a claimer that dies leaves the item due again at `until`.
+   */
+  claimOutbox(id: string, expectedNextAttemptAt: number, until: number): Promise<boolean>;
   markOutboxAttempt(
     id: string,
     attempts: number,
@@ -213,8 +233,25 @@ export interface StoreTx {
   /** Counts `uses` more encryptions under a master key; false (nothing counted) past `cap` (L4). */
   reserveKeyUse(keyId: string, uses: number, cap: number, at: number): Promise<boolean>;
 
-  /** Appends one event to the chain. Throws CS_AUDIT_WRITE_FAILED on any failure. */
-  appendAudit(input: AuditEventInput, at: number): Promise<AuditEvent>;
+  /** The newest audit sequence number (0 when the chain is empty). */
+  auditHeadSeq(): Promise<number>;
+  /**
+   * Request ids named by audit events of the given types with `afterSeq < seq <= upToSeq`,
+   * oldest first: the change feed every instance polls to learn what the others did.
+   */
+  listRequestChanges(
+    afterSeq: number,
+    upToSeq: number,
+    types: readonly string[],
+    limit: number,
+  ): Promise<Array<{ seq: number; requestId: string }>>;
+
+  /**
+   * Appends one event to the chain, in this unit. Throws CS_AUDIT_WRITE_FAILED on any failure.
+   * An adapter may place the unit's events at its end, under the chain's lock (PostgreSQL
+   * does), so a unit never learns its events' sequence numbers and must not need them.
+   */
+  appendAudit(input: AuditEventInput, at: number): Promise<void>;
 }
 
 export interface Store {
@@ -273,4 +310,6 @@ export type ReadMethods =
   | 'getReceipt'
   | 'listDueOutbox'
   | 'getSealedSecret'
-  | 'listSealedSecrets';
+  | 'listSealedSecrets'
+  | 'auditHeadSeq'
+  | 'listRequestChanges';

@@ -34,8 +34,10 @@ export interface CommitAccessRequestArgs {
 async function commitAccessRequest(tx: StoreTx, a: CommitAccessRequestArgs): Promise<void> {
   await consumeAssertion(tx, a.assertion);
   // Re-checked inside the unit: a suspension or task completion that committed after
-  // authentication must win (invariant 5, THREATS.md B12, C1).
-  if ((await tx.getAgent(a.record.agentId))?.status !== 'active') {
+  // authentication must win (invariant 5, THREATS.md B12, C1). lockAgent, not a plain read:
+  // at READ COMMITTED a read would let a completion or suspension committing meanwhile miss
+  // this unit's lease (THREATS.md H6).
+  if ((await tx.lockAgent(a.record.agentId))?.status !== 'active') {
     throw new CountersignError('CS_AGENT_SUSPENDED', 'agent is suspended');
   }
   if (await tx.isTaskCompleted(a.record.agentId, a.record.taskId)) {

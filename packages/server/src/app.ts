@@ -18,7 +18,6 @@ import {
   useSha256,
 } from '@countersign/core';
 import { policyEngineFromDirectory } from '@countersign/policy';
-import { SqliteStore } from '@countersign/store';
 import { Hono } from 'hono';
 import pino from 'pino';
 import { loadCatalogFile, type ServerConfig } from './config.js';
@@ -28,12 +27,14 @@ import type { AgentAuthenticator } from './identity/authenticator.js';
 import { FederatedVerifier, type IssuerHealth } from './identity/federated.js';
 import { PrivateKeyJwtAuthenticator } from './identity/private-key-jwt.js';
 import { newId } from './ids.js';
+import { InstanceEvents } from './instance-events.js';
+import { accessTokenIssuer } from './issuers/access-token.js';
 import { buildIssuers } from './issuers/build.js';
 import { receiptSigner } from './issuers/receipt.js';
 import { issuerRegistry, type ServerIssuers } from './issuers/registry.js';
 import { loadMasterKey, type MasterKey, SecretVault } from './issuers/sealed-secrets.js';
 import { loadSigningKey, type SigningKey } from './keys.js';
-import { createMetrics, type Metrics, timed, timedSync } from './metrics.js';
+import { createMetrics, type Metrics, registerStoreMetrics, timed, timedSync } from './metrics.js';
 import { createDispatcher } from './notifications.js';
 import { type Resolver, systemResolver } from './proxy/destination.js';
 import type { ProxyUpstream } from './proxy/upstreams.js';
@@ -44,6 +45,7 @@ import { consoleStaticRoutes } from './routes/console-static.js';
 import { oauthRoutes } from './routes/oauth.js';
 import { proxyRoutes } from './routes/proxy.js';
 import { wellKnownRoutes } from './routes/well-known.js';
+import { type OpenedStore, openStore } from './store.js';
 import { RequestWaiters } from './waiters.js';
 
 export interface ServerDeps {
@@ -55,6 +57,10 @@ export interface ServerDeps {
   readonly signingKey: SigningKey;
   readonly metrics: Metrics;
   readonly waiters: RequestWaiters;
+  /** Request changes across instances (LISTEN/NOTIFY and the audit-chain poll). */
+  readonly events: InstanceEvents;
+  /** Which store this instance runs on (no password). */
+  readonly store: Pick<OpenedStore, 'kind' | 'description'>;
   readonly log: pino.Logger;
   readonly issuers: ServerIssuers;
   readonly reaper: Reaper;
@@ -92,6 +98,14 @@ export interface ServerOverrides {
   readonly masterKey?: string;
   /** How the credential proxy resolves upstream host names (tests pass a stub resolver). */
   readonly resolver?: Resolver;
+}
+
+/** What the driver or the OS said under our wrappers, so an operator sees why it failed closed. */
+function rootCause(error: Error): string | undefined {
+  let e: unknown = error.cause;
+  if (e === undefined) return undefined;
+  while (e instanceof Error && e.cause !== undefined && e.cause !== e) e = e.cause;
+  return e instanceof Error ? e.message : String(e);
 }
 
 function instrumentPolicy(engine: PolicyEngine, metrics: Metrics): PolicyEngine {
@@ -142,14 +156,24 @@ export async function createServer(
         : 0,
   });
   const ids = { next: newId };
-  // The writer thread keeps statements and each group commit's fsync off the event loop.
-  const rawStore =
-    overrides.store ??
-    SqliteStore.open({ file: config.sqliteFile, ids, writer: overrides.sqliteWriter ?? 'thread' });
-  storeForMetrics = rawStore;
-  const store = instrumentStore(rawStore, metrics);
+  // Files first: a failure here must not leave a database pool open behind it.
   const signingKey = await loadSigningKey(config.signingKeyFile);
   const catalog = ResourceCatalog.from(loadCatalogFile(config.catalogFile), 'urn:countersign:uncatalogued');
+  const opened: OpenedStore = overrides.store
+    ? {
+        store: overrides.store,
+        kind: 'sqlite',
+        description: 'provided by the caller',
+        changes: null,
+        warnings: [],
+        stats: null,
+      }
+    : // The writer thread keeps statements and each group commit's fsync off the event loop.
+      await openStore(config, ids, overrides.sqliteWriter ?? 'thread');
+  for (const warning of opened.warnings) log.warn(warning);
+  const rawStore = opened.store;
+  storeForMetrics = rawStore;
+  const store = instrumentStore(rawStore, metrics);
 
   // Fail closed (J1): a policy set that does not load leaves the server up but unready,
   // and every decision a deny with CS_POLICY_ERROR.
@@ -191,6 +215,14 @@ export async function createServer(
   }
 
   const waiters = new RequestWaiters();
+  const events = new InstanceEvents({
+    waiters,
+    store: rawStore,
+    channel: opened.changes,
+    pollMs: config.eventsPollMs,
+    log,
+  });
+  registerStoreMetrics(metrics, opened, events);
   const ctx: DomainContext = {
     store,
     clock,
@@ -205,7 +237,7 @@ export async function createServer(
       fallbackReviewGroup: config.fallbackReviewGroup,
     },
     ids,
-    events: waiters,
+    events,
     defaultTtlSeconds: config.defaultTtlSeconds,
     subscribers: config.webhooks.map((w) => w.name),
     configVersion: `sha256:${taggedDigest('countersign/config/v1\0', {
@@ -237,6 +269,8 @@ export async function createServer(
     signingKey,
     metrics,
     waiters,
+    events,
+    store: { kind: opened.kind, description: opened.description },
     log,
     issuers,
     reaper,
@@ -264,7 +298,7 @@ export async function createServer(
         {
           err:
             error instanceof Error
-              ? { message: error.message, code: (error as CountersignError).code }
+              ? { message: error.message, code: (error as CountersignError).code, cause: rootCause(error) }
               : error,
         },
         'request failed',
@@ -306,12 +340,20 @@ export async function createServer(
         .catch((error) =>
           log.error({ err: (error as Error).message }, 'workload issuer key prefetch failed'),
         );
+      events
+        .start()
+        .catch((error) =>
+          log.error({ err: (error as Error).message }, 'request change feed failed to start'),
+        );
       const reapNow = () =>
         reaper
           .runOnce()
           .catch((error) => log.error({ err: (error as Error).message }, 'lease reaper failed'));
       // At start: intents a crash left behind and revocations due while we were down.
       void reapNow();
+      // Every instance runs the reapers and the webhook loop: each item is taken by a
+      // compare-and-set (a review expires once; a lease is claimed; a notification is claimed
+      // once), so several instances do each item once between them.
       timer = setInterval(() => {
         expireReviews({ ctx }).catch((error) =>
           log.error({ err: (error as Error).message }, 'review reaper failed'),
@@ -335,6 +377,7 @@ export async function createServer(
       if (timer) clearInterval(timer);
       if (notifier) clearInterval(notifier);
       await issuers.close();
+      await events.close();
       await rawStore.close();
     },
   };

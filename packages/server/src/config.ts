@@ -108,9 +108,28 @@ const TrustedIssuerSchema = z
 const ConfigSchema = z.strictObject({
   dev: z.boolean().default(false),
   issuer: z.url().optional(),
-  store: z.strictObject({ sqlite: z.strictObject({ file: z.string().default('countersign.db') }) }).default({
-    sqlite: { file: 'countersign.db' },
-  }),
+  store: z
+    .strictObject({
+      sqlite: z.strictObject({ file: z.string().default('countersign.db') }).optional(),
+      postgres: z
+        .strictObject({
+          // Optional here: DATABASE_URL may carry it (and keep the password out of this file).
+          url: z
+            .string()
+            .regex(/^postgres(ql)?:\/\/\S+$/, 'a postgres:// or postgresql:// connection URL')
+            .optional(),
+          pool_max: z.number().int().min(1).max(500).default(10),
+          acquire_timeout: duration.default(2),
+          statement_timeout: duration.default(5),
+        })
+        .optional(),
+    })
+    .refine((s) => !(s.sqlite && s.postgres), 'choose one store: sqlite or postgres')
+    .default({}),
+  events: z
+    .strictObject({ poll_interval: duration.default(1) })
+    .refine((e) => e.poll_interval >= 1 && e.poll_interval <= 60, 'poll_interval must be 1s to 60s')
+    .default({ poll_interval: 1 }),
   policies: z
     .strictObject({ dir: z.string().default('policies'), schema: z.string().default('schema.cedarschema') })
     .default({ dir: 'policies', schema: 'schema.cedarschema' }),
@@ -197,7 +216,12 @@ export interface ServerConfig {
   readonly dev: boolean;
   /** Our issuer identifier and external base URL; agents' assertions must name it as `aud`. */
   readonly issuer: string;
+  /** The SQLite file (used when `postgres` is null). */
   readonly sqliteFile: string;
+  /** PostgreSQL, when `store.postgres` or DATABASE_URL selects it; null for SQLite. */
+  readonly postgres: PostgresConfig | null;
+  /** How often each instance reads the audit chain for request changes made elsewhere (ms). */
+  readonly eventsPollMs: number;
   readonly policyDir: string;
   readonly schemaFile: string;
   readonly catalogFile: string;
@@ -255,6 +279,50 @@ function trustedIssuer(
   };
 }
 
+export interface PostgresConfig {
+  readonly url: string;
+  /** Where the URL came from (for logs: the URL itself may hold a password). */
+  readonly source: 'countersign.yaml' | 'DATABASE_URL';
+  readonly poolMax: number;
+  readonly acquireTimeoutMs: number;
+  readonly statementTimeoutMs: number;
+}
+
+/**
+ * PostgreSQL when `store.postgres` is configured or DATABASE_URL is set, else SQLite. A URL in
+ * the file wins over DATABASE_URL, and DATABASE_URL wins over a `store.sqlite` section (the
+ * environment overrides the file, so a directory made by `countersign init` runs on
+ * PostgreSQL by setting DATABASE_URL alone). The start-up log names the store in use.
+ */
+function resolvePostgres(
+  store: RawConfig['store'],
+  env: NodeJS.ProcessEnv,
+  file: string,
+): PostgresConfig | null {
+  const fromEnv = env.DATABASE_URL?.trim() || undefined;
+  if (!store.postgres && !fromEnv) return null;
+  const url = store.postgres?.url ?? fromEnv;
+  if (!url) {
+    throw new CountersignError(
+      'CS_CONFIG_INVALID',
+      `${file}: store.postgres needs a url, or DATABASE_URL in the environment`,
+    );
+  }
+  if (!/^postgres(ql)?:\/\/\S+$/.test(url)) {
+    throw new CountersignError(
+      'CS_CONFIG_INVALID',
+      'DATABASE_URL must be a postgres:// or postgresql:// URL',
+    );
+  }
+  return {
+    url,
+    source: store.postgres?.url ? 'countersign.yaml' : 'DATABASE_URL',
+    poolMax: store.postgres?.pool_max ?? 10,
+    acquireTimeoutMs: (store.postgres?.acquire_timeout ?? 2) * 1000,
+    statementTimeoutMs: (store.postgres?.statement_timeout ?? 5) * 1000,
+  };
+}
+
 function mergeWeights(w: RawConfig['risk']['weights']): RiskSettings['weights'] {
   const d = DEFAULT_RISK_SETTINGS.weights;
   return {
@@ -275,6 +343,8 @@ export function loadConfig(options: {
   port: number;
   issuer?: string;
   dev?: boolean;
+  /** Where DATABASE_URL is read from (default process.env). */
+  env?: NodeJS.ProcessEnv;
 }): ServerConfig {
   const file = join(options.home, CONFIG_FILE);
   if (!existsSync(file)) {
@@ -314,7 +384,9 @@ export function loadConfig(options: {
     home: options.home,
     dev: options.dev ?? c.dev,
     issuer,
-    sqliteFile: at(c.store.sqlite.file),
+    sqliteFile: at(c.store.sqlite?.file ?? 'countersign.db'),
+    postgres: resolvePostgres(c.store, options.env ?? process.env, file),
+    eventsPollMs: c.events.poll_interval * 1000,
     policyDir: at(c.policies.dir),
     schemaFile: at(c.policies.schema),
     catalogFile: at(c.catalog),

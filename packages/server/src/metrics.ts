@@ -1,4 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { InstanceEvents } from './instance-events.js';
+import type { OpenedStore } from './store.js';
 
 export type Stage = 'authentication' | 'cedar' | 'signing' | 'issuing' | 'commit';
 
@@ -89,4 +91,64 @@ export function timedSync<T>(metrics: Metrics, stage: Stage, fn: () => T): T {
   } finally {
     metrics.stage.observe({ stage }, Number(process.hrtime.bigint() - start) / 1e9);
   }
+}
+
+/** Store and cross-instance gauges, read when /metrics is scraped. */
+export function registerStoreMetrics(
+  metrics: Metrics,
+  store: Pick<OpenedStore, 'store' | 'stats' | 'changes'>,
+  events: InstanceEvents,
+): void {
+  const registers = [metrics.registry];
+  new Gauge({
+    name: 'countersign_store_write_failing',
+    help: '1 while store writes fail (the reason is in /healthz), else 0',
+    registers,
+    collect() {
+      this.set(store.store.writeHealth() === null ? 0 : 1);
+    },
+  });
+  const stats = store.stats;
+  if (stats) {
+    new Gauge({
+      name: 'countersign_store_pool_connections',
+      help: 'PostgreSQL pool connections by state',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const s = stats();
+        this.set({ state: 'total' }, s.poolTotal);
+        this.set({ state: 'idle' }, s.poolIdle);
+        this.set({ state: 'waiting' }, s.poolWaiting);
+      },
+    });
+    new Gauge({
+      name: 'countersign_store_retries',
+      help: 'Units of work run again after a serialization failure or deadlock (since start)',
+      registers,
+      collect() {
+        this.set(stats().retries);
+      },
+    });
+  }
+  const changes = store.changes;
+  if (changes) {
+    new Gauge({
+      name: 'countersign_events_listening',
+      help: "1 while the LISTEN connection for other instances' changes is up, else 0 (polling only)",
+      registers,
+      collect() {
+        this.set(changes.status().listening ? 1 : 0);
+      },
+    });
+  }
+  new Gauge({
+    name: 'countersign_events_poll_age_seconds',
+    help: 'Seconds since the last successful poll of the audit chain for changes made elsewhere',
+    registers,
+    collect() {
+      const at = events.status().lastPollAt;
+      this.set(at === null ? -1 : (Date.now() - at) / 1000);
+    },
+  });
 }

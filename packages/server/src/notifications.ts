@@ -17,6 +17,8 @@ export interface WebhookConfig {
 
 export const MAX_ATTEMPTS = 10;
 const TIMEOUT_MS = 5000;
+/** How long a claimed notification stays with its claimer: the send timeout and a margin. */
+export const CLAIM_MS = TIMEOUT_MS + 25_000;
 
 /** 1 s, 2 s, 4 s … capped at one hour. */
 export function backoffMs(attempts: number): number {
@@ -45,6 +47,13 @@ export function createDispatcher(options: {
     const due = await options.store.read((tx) => tx.listDueOutbox(now, 50));
     let delivered = 0;
     for (const item of due) {
+      // Several instances run this loop: claim the item first (compare-and-set), so each
+      // notification is sent by one of them. A claimer that dies leaves it due again when the
+      // claim runs out; the receiver dedupes the retry by its stable webhook-id.
+      const claimed = await options.store.transaction((tx) =>
+        tx.claimOutbox(item.id, item.nextAttemptAt, options.clock.now() + CLAIM_MS),
+      );
+      if (!claimed) continue;
       const hook = byName.get(item.subscriber);
       const attempts = item.attempts + 1;
       let error: string | null = null;

@@ -204,12 +204,12 @@ export class SqlTx implements StoreTx {
   }
 
   constructor(
-    private readonly db: Kysely<Database>,
-    private readonly exec: Executor,
-    private readonly ids: IdSource,
+    protected readonly db: Kysely<Database>,
+    protected readonly exec: Executor,
+    protected readonly ids: IdSource,
   ) {}
 
-  private async one<T extends keyof Database>(q: {
+  protected async one<T extends keyof Database>(q: {
     compile(): import('kysely').CompiledQuery;
   }): Promise<Row<T> | null> {
     const rows = await this.exec.all<Row<T>>(q.compile());
@@ -319,6 +319,18 @@ export class SqlTx implements StoreTx {
     );
   }
 
+  async lockAgent(id: string) {
+    const rows = await this.exec.all<Row<'agents'>>(
+      this.db
+        .updateTable('agents')
+        .set((eb) => ({ status: eb.ref('status') }))
+        .where('id', '=', id)
+        .returningAll()
+        .compile(),
+    );
+    return rows[0] ? toAgent(rows[0]) : null;
+  }
+
   async setAgentStatus(id: string, from: AgentRecord['status'], to: AgentRecord['status']) {
     const r = await this.exec.run(
       this.db
@@ -332,18 +344,16 @@ export class SqlTx implements StoreTx {
   }
 
   async consumeTokenId(issuer: string, tokenId: string, expiresAt: number) {
-    try {
-      await this.exec.run(
-        this.db
-          .insertInto('token_ids')
-          .values({ issuer, token_id: tokenId, expires_at: expiresAt })
-          .compile(),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof UniqueViolation) return false;
-      throw error;
-    }
+    // ON CONFLICT DO NOTHING, not a caught error: on PostgreSQL any error aborts the whole
+    // transaction, and a replay must be a plain `false` the unit can act on.
+    const r = await this.exec.run(
+      this.db
+        .insertInto('token_ids')
+        .values({ issuer, token_id: tokenId, expires_at: expiresAt })
+        .onConflict((oc) => oc.columns(['issuer', 'token_id']).doNothing())
+        .compile(),
+    );
+    return r.changes === 1;
   }
 
   async pruneTokenIds(before: number) {
@@ -407,6 +417,18 @@ export class SqlTx implements StoreTx {
       }
       throw error;
     }
+  }
+
+  async lockRequest(id: string) {
+    const rows = await this.exec.all<Row<'access_requests'>>(
+      this.db
+        .updateTable('access_requests')
+        .set((eb) => ({ status: eb.ref('status') }))
+        .where('id', '=', id)
+        .returningAll()
+        .compile(),
+    );
+    return rows[0] ? toRequest(rows[0]) : null;
   }
 
   async finishPendingRequest(
@@ -684,18 +706,15 @@ export class SqlTx implements StoreTx {
     outcome: TaskOutcome = 'completed',
     reason: string | null = null,
   ) {
-    try {
-      await this.exec.run(
-        this.db
-          .insertInto('tasks')
-          .values({ agent_id: agentId, task_id: taskId, completed_at: at, outcome, reason })
-          .compile(),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof UniqueViolation) return false;
-      throw error;
-    }
+    // As consumeTokenId: a second completion is `false`, and the unit goes on.
+    const r = await this.exec.run(
+      this.db
+        .insertInto('tasks')
+        .values({ agent_id: agentId, task_id: taskId, completed_at: at, outcome, reason })
+        .onConflict((oc) => oc.columns(['agent_id', 'task_id']).doNothing())
+        .compile(),
+    );
+    return r.changes === 1;
   }
 
   async getTask(agentId: string, taskId: string): Promise<TaskRecord | null> {
@@ -896,9 +915,8 @@ export class SqlTx implements StoreTx {
         .updateTable('reviewer_credentials')
         .set({ counter: to, last_used_at: at })
         .where('id', '=', id)
-        .where((eb) =>
-          eb.or([eb('counter', '<', to), eb.and([eb('counter', '=', 0), eb(eb.val(to), '=', 0)])]),
-        )
+        // Forward only; authenticators without a counter report 0 every time (WebAuthn §6.1.1).
+        .where((eb) => (to === 0 ? eb('counter', '=', 0) : eb('counter', '<', to)))
         .compile(),
     );
     return r.changes === 1;
@@ -1152,6 +1170,47 @@ export class SqlTx implements StoreTx {
     return r.changes === 1;
   }
 
+  async claimOutbox(id: string, expectedNextAttemptAt: number, until: number) {
+    const r = await this.exec.run(
+      this.db
+        .updateTable('outbox')
+        .set({ next_attempt_at: until })
+        .where('id', '=', id)
+        .where('next_attempt_at', '=', expectedNextAttemptAt)
+        .where('delivered_at', 'is', null)
+        .where('failed_at', 'is', null)
+        .compile(),
+    );
+    return r.changes === 1;
+  }
+
+  async auditHeadSeq() {
+    const rows = await this.exec.all<{ seq: number | string | null }>(
+      this.db
+        .selectFrom('audit_events')
+        .select((eb) => eb.fn.max('seq').as('seq'))
+        .compile(),
+    );
+    return numOrNull(rows[0]?.seq) ?? 0;
+  }
+
+  async listRequestChanges(afterSeq: number, upToSeq: number, types: readonly string[], limit: number) {
+    if (types.length === 0 || upToSeq <= afterSeq) return [];
+    const rows = await this.exec.all<{ seq: number | string; request_id: string }>(
+      this.db
+        .selectFrom('audit_events')
+        .select(['seq', 'request_id'])
+        .where('seq', '>', afterSeq)
+        .where('seq', '<=', upToSeq)
+        .where('type', 'in', [...types])
+        .where('request_id', 'is not', null)
+        .orderBy('seq')
+        .limit(limit)
+        .compile(),
+    );
+    return rows.map((r) => ({ seq: num(r.seq), requestId: r.request_id }));
+  }
+
   async markOutboxAttempt(
     id: string,
     attempts: number,
@@ -1187,13 +1246,15 @@ export class SqlTx implements StoreTx {
       updated_at: x.updatedAt,
     };
     if (expectedVersion === null) {
-      try {
-        await this.exec.run(this.db.insertInto('sealed_secrets').values(values).compile());
-        return true;
-      } catch (error) {
-        if (error instanceof UniqueViolation) return false;
-        throw error;
-      }
+      // ON CONFLICT DO NOTHING, not a caught error: on PostgreSQL an error aborts the unit.
+      const r = await this.exec.run(
+        this.db
+          .insertInto('sealed_secrets')
+          .values(values)
+          .onConflict((oc) => oc.column('name').doNothing())
+          .compile(),
+      );
+      return r.changes === 1;
     }
     const { name: _n, created_at: _c, ...changes } = values;
     const r = await this.exec.run(
@@ -1265,22 +1326,46 @@ export class SqlTx implements StoreTx {
     return r.changes === 1;
   }
 
-  async appendAudit(input: AuditEventInput, at: number): Promise<AuditEvent> {
+  async appendAudit(input: AuditEventInput, at: number): Promise<void> {
     try {
-      let head = this.#auditHead;
-      if (head === undefined) {
-        const row = await this.one<'audit_events'>(
-          this.db.selectFrom('audit_events').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1),
-        );
-        head = row ? { seq: num(row.seq), hash: row.hash } : null;
-      }
-      // Forgotten until the insert succeeds: a failed append must not leave a head behind.
-      this.#auditHead = undefined;
-      const event = chainEvent(head, input, this.ids.next('evt'), new Date(at).toISOString());
-      await this.exec.run(
-        this.db
-          .insertInto('audit_events')
-          .values({
+      await this.writeAuditEvents(await this.readAuditHead(), [{ input, at }]);
+    } catch (error) {
+      throw auditWriteFailed(error);
+    }
+  }
+
+  /**
+   * The newest event of the chain as this connection sees it now, or as this transaction's
+   * last append left it when the adapter holds the chain's lock throughout (see #auditHead).
+   */
+  protected async readAuditHead(): Promise<{ seq: number; hash: string } | null> {
+    if (this.#auditHead !== undefined) return this.#auditHead;
+    const head = await this.one<'audit_events'>(
+      this.db.selectFrom('audit_events').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1),
+    );
+    return head ? { seq: num(head.seq), hash: head.hash } : null;
+  }
+
+  /** Chains `items` onto `head` and inserts them with one statement; returns the events. */
+  protected async writeAuditEvents(
+    head: { seq: number; hash: string } | null,
+    items: ReadonlyArray<{ input: AuditEventInput; at: number }>,
+  ): Promise<AuditEvent[]> {
+    // Forgotten until the insert succeeds: a failed append must not leave a head behind.
+    this.#auditHead = undefined;
+    const events: AuditEvent[] = [];
+    let prev = head;
+    for (const { input, at } of items) {
+      const event = chainEvent(prev, input, this.ids.next('evt'), new Date(at).toISOString());
+      events.push(event);
+      prev = { seq: event.seq, hash: event.hash };
+    }
+    if (events.length === 0) return events;
+    await this.exec.run(
+      this.db
+        .insertInto('audit_events')
+        .values(
+          events.map((event) => ({
             seq: event.seq,
             id: event.id,
             at: event.at,
@@ -1291,19 +1376,23 @@ export class SqlTx implements StoreTx {
             data: JSON.stringify(event.data),
             prev_hash: event.prevHash,
             hash: event.hash,
-          })
-          .compile(),
-      );
-      this.#auditHead = { seq: event.seq, hash: event.hash };
-      return event;
-    } catch (error) {
-      throw new CountersignError(
-        'CS_AUDIT_WRITE_FAILED',
-        'the audit event could not be written; nothing was done',
-        {
-          cause: error,
-        },
-      );
-    }
+          })),
+        )
+        .compile(),
+    );
+    const last = events[events.length - 1]!;
+    this.#auditHead = { seq: last.seq, hash: last.hash };
+    return events;
   }
+}
+
+export function auditWriteFailed(error: unknown): CountersignError {
+  if (error instanceof CountersignError && error.code === 'CS_AUDIT_WRITE_FAILED') return error;
+  return new CountersignError(
+    'CS_AUDIT_WRITE_FAILED',
+    'the audit event could not be written; nothing was done',
+    {
+      cause: error,
+    },
+  );
 }

@@ -1,6 +1,7 @@
 /**
- * The store contract, one suite looped over every adapter (SQLite today; PostgreSQL joins
- * the list with its adapter). Invariants must hold under concurrency, not just in sequence.
+ * The store contract, one suite looped over every adapter: SQLite, and PostgreSQL on the
+ * machine's server (a database of its own per test, at READ COMMITTED as it runs). Invariants
+ * must hold under concurrency, not just in sequence.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +18,8 @@ import {
 } from '@countersign/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../src/index.js';
+import { PostgresStore } from '../src/postgres-entry.js';
+import { createTestDatabase } from './support/pg-database.js';
 
 let counter = 0;
 const ids = { next: (prefix: string) => `${prefix}_${process.pid}_${++counter}` };
@@ -26,21 +29,49 @@ interface Adapter {
   open(): Promise<{ store: Store; cleanup(): Promise<void> }>;
 }
 
-const adapters: Adapter[] = (['inline', 'thread'] as const).map((writer) => ({
-  // The SQLite writer on the calling thread (CLI) and on its own thread (the server).
-  name: `sqlite (writer ${writer})`,
-  async open() {
-    const dir = mkdtempSync(join(tmpdir(), 'countersign-store-'));
-    const store = SqliteStore.open({ file: join(dir, 'test.db'), ids, writer });
-    return {
-      store,
-      async cleanup() {
-        await store.close();
-        rmSync(dir, { recursive: true, force: true });
-      },
-    };
-  },
-}));
+function postgres(): Adapter {
+  return {
+    name: 'postgres',
+    async open() {
+      const db = await createTestDatabase();
+      try {
+        const store = await PostgresStore.open({ url: db.url, ids, poolMax: 8, acquireTimeoutMs: 30_000 });
+        return {
+          store,
+          async cleanup() {
+            try {
+              await store.close();
+            } finally {
+              await db.drop();
+            }
+          },
+        };
+      } catch (error) {
+        await db.drop();
+        throw error;
+      }
+    },
+  };
+}
+
+const adapters: Adapter[] = [
+  ...(['inline', 'thread'] as const).map((writer) => ({
+    // The SQLite writer on the calling thread (CLI) and on its own thread (the server).
+    name: `sqlite (writer ${writer})`,
+    async open() {
+      const dir = mkdtempSync(join(tmpdir(), 'countersign-store-'));
+      const store = SqliteStore.open({ file: join(dir, 'test.db'), ids, writer });
+      return {
+        store,
+        async cleanup() {
+          await store.close();
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  })),
+  postgres(),
+];
 
 const decision: Decision = {
   outcome: 'review',
@@ -411,6 +442,20 @@ for (const adapter of adapters) {
       expect(await store.read((tx) => tx.getTask('b', 'none'))).toBeNull();
     });
 
+    it('a replayed token id and a second task completion are plain answers: the unit goes on and commits', async () => {
+      const done = await store.transaction(async (tx) => {
+        expect(await tx.consumeTokenId('agent-1', 'jti-x', 10)).toBe(true);
+        expect(await tx.consumeTokenId('agent-1', 'jti-x', 10)).toBe(false);
+        expect(await tx.completeTask('agent-1', 'task-x', 1)).toBe(true);
+        expect(await tx.completeTask('agent-1', 'task-x', 1)).toBe(false);
+        await tx.insertRequest(request('after'));
+        await tx.appendAudit({ type: 'x', actor: { type: 'system', id: 't' }, data: {} }, 1);
+        return 'committed';
+      });
+      expect(done).toBe('committed');
+      expect(await store.read((tx) => tx.getRequest('after'))).not.toBeNull();
+    });
+
     it('completeTask is a compare-and-set', async () => {
       const results = await Promise.all(
         Array.from({ length: 10 }, () => store.transaction((tx) => tx.completeTask('a', 't', 1))),
@@ -515,6 +560,135 @@ for (const adapter of adapters) {
       const chain = await events();
       expect(verifyAuditChain(chain)).toMatchObject({ ok: true, count: chain.length });
       expect(chain.map((e) => e.seq)).toEqual(Array.from({ length: chain.length }, (_, i) => i + 1));
+    });
+
+    it('H2 a due notification is claimed by exactly one of 10 concurrent claimers, and is due again when the claim runs out', async () => {
+      await store.transaction((tx) =>
+        tx.insertOutbox({
+          id: 'msg_1',
+          subscriber: 'hook',
+          type: 'review.requested',
+          requestId: 'r1',
+          payload: { type: 'review.requested' },
+          attempts: 0,
+          nextAttemptAt: 100,
+          deliveredAt: null,
+          failedAt: null,
+          lastError: null,
+          createdAt: 100,
+        }),
+      );
+      const [due] = await store.read((tx) => tx.listDueOutbox(150, 10));
+      expect(due?.nextAttemptAt).toBe(100);
+      const claims = await Promise.all(
+        Array.from({ length: 10 }, () => store.transaction((tx) => tx.claimOutbox('msg_1', 100, 1000))),
+      );
+      expect(claims.filter(Boolean)).toHaveLength(1);
+      expect(await store.read((tx) => tx.listDueOutbox(999, 10))).toEqual([]);
+      expect((await store.read((tx) => tx.listDueOutbox(1000, 10))).map((o) => o.id)).toEqual(['msg_1']);
+      expect(await store.transaction((tx) => tx.markOutboxDelivered('msg_1', 1001))).toBe(true);
+      expect(await store.transaction((tx) => tx.claimOutbox('msg_1', 1000, 5000))).toBe(false);
+    });
+
+    it('the change feed lists requests named by chosen event types after a sequence number', async () => {
+      expect(await store.read((tx) => tx.auditHeadSeq())).toBe(0);
+      const actor = { type: 'system' as const, id: 't' };
+      await store.transaction(async (tx) => {
+        await tx.appendAudit({ type: 'review.opened', actor, requestId: 'r1', data: {} }, 1);
+        await tx.appendAudit({ type: 'lease.issued', actor, requestId: 'r2', data: {} }, 1);
+        await tx.appendAudit({ type: 'policy.loaded', actor, data: {} }, 1);
+        await tx.appendAudit({ type: 'review.decided', actor, requestId: 'r3', data: {} }, 1);
+      });
+      const head = await store.read((tx) => tx.auditHeadSeq());
+      expect(head).toBe(4);
+      const types = ['review.opened', 'review.decided'];
+      expect(await store.read((tx) => tx.listRequestChanges(0, head, types, 10))).toEqual([
+        { seq: 1, requestId: 'r1' },
+        { seq: 4, requestId: 'r3' },
+      ]);
+      expect(await store.read((tx) => tx.listRequestChanges(1, 3, types, 10))).toEqual([]);
+      expect(await store.read((tx) => tx.listRequestChanges(0, head, types, 1))).toEqual([
+        { seq: 1, requestId: 'r1' },
+      ]);
+    });
+
+    it("H6 lockAgent serializes a lease grant with its task's completion: never a live lease for a completed task", async () => {
+      const agent = {
+        id: 'agent-1',
+        owner: 'o',
+        boundary: 'b',
+        environment: 'e',
+        trustTier: 't',
+        status: 'active' as const,
+        publicJwk: {},
+        jwkThumbprint: 'tp',
+        createdAt: 1,
+        expiresAt: null,
+        lastSeenAt: null,
+      };
+      await store.transaction((tx) => tx.insertAgent(agent));
+      const pause = () => new Promise((r) => setTimeout(r, Math.random() * 5));
+      const rounds = 20;
+      await Promise.all(
+        Array.from({ length: rounds }, (_, i) => [
+          // Grant: checks the task is open, then issues a lease for it.
+          store
+            .transaction(async (tx) => {
+              expect((await tx.lockAgent('agent-1'))?.status).toBe('active');
+              if (await tx.isTaskCompleted('agent-1', `t${i}`)) return;
+              await pause();
+              await tx.insertRequest(request(`r${i}`, { status: 'allowed', taskId: `t${i}` }));
+              await tx.insertLease(lease(`l${i}`, `r${i}`, { taskId: `t${i}`, expiresAt: 10_000 }));
+            })
+            .catch(() => undefined),
+          // Completion: marks the task done, then revokes the task's leases it can see.
+          store.transaction(async (tx) => {
+            await tx.lockAgent('agent-1');
+            await tx.completeTask('agent-1', `t${i}`, 5);
+            await pause();
+            await tx.revokeLeases({ agentId: 'agent-1', taskId: `t${i}` }, 5, 'task_completed');
+          }),
+        ]).flat(),
+      );
+      for (let i = 0; i < rounds; i++) {
+        const l = await store.read((tx) => tx.getLease(`l${i}`));
+        expect(l === null || l.status === 'revoked', `lease l${i}`).toBe(true);
+      }
+    });
+
+    it('H6 lockRequest serializes votes: a tally sees every earlier vote, so a met quorum always ends the review', async () => {
+      const rounds = 10;
+      for (let i = 0; i < rounds; i++) await store.transaction((tx) => tx.insertRequest(request(`q${i}`)));
+      await Promise.all(
+        Array.from({ length: rounds }, (_, i) =>
+          ['alice', 'bob', 'carol'].map((reviewer) =>
+            store
+              .transaction(async (tx) => {
+                const r = await tx.lockRequest(`q${i}`);
+                if (r?.status !== 'pending') return;
+                const earlier = await tx.listVotes(`q${i}`);
+                await new Promise((ok) => setTimeout(ok, Math.random() * 5));
+                await tx.insertVote({
+                  requestId: `q${i}`,
+                  reviewerId: reviewer,
+                  verdict: 'approve',
+                  assertionHash: 'h',
+                  credentialId: 'c',
+                  createdAt: 1,
+                });
+                if (earlier.length + 1 >= 2) await tx.finishPendingRequest(`q${i}`, 'allowed', 2, null);
+              })
+              .catch(() => undefined),
+          ),
+        ).flat(),
+      );
+      for (let i = 0; i < rounds; i++) {
+        const votes = await store.read((tx) => tx.listVotes(`q${i}`));
+        const r = await store.read((tx) => tx.getRequest(`q${i}`));
+        // Exactly two votes got in: the second ended it, the third found it closed.
+        expect(votes, `q${i}`).toHaveLength(2);
+        expect(r?.status, `q${i}`).toBe('allowed');
+      }
     });
 
     it('a closed store refuses work with CS_STORE_UNAVAILABLE', async () => {

@@ -52,6 +52,7 @@ export async function serveCommand(options: ServeOptions): Promise<{ close(): Pr
       url: config.issuer,
       listen: `${options.host}:${options.port}`,
       data_dir: options.home,
+      store: server.deps.store.description,
       dev: config.dev,
       policy_version: server.deps.ctx.policy().version,
     },

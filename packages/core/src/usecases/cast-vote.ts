@@ -63,7 +63,13 @@ export async function castVote({
         'the challenge is unknown, used, expired, or for another decision',
       );
     }
-    const request = await tx.getRequest(input.requestId);
+    // Lock order agent, then request (H6): a task completion or suspension of this agent and
+    // every other vote on this request run before or after this unit, never beside it, so the
+    // tally below sees every earlier vote and a lease never outlives the task it is for.
+    const seen = await tx.getRequest(input.requestId);
+    if (!seen) throw new CountersignError('CS_NOT_FOUND', 'no such request');
+    const agent = await tx.lockAgent(seen.agentId);
+    const request = await tx.lockRequest(input.requestId);
     if (!request) throw new CountersignError('CS_NOT_FOUND', 'no such request');
     if (request.status !== 'pending' || (request.deadlineAt !== null && request.deadlineAt <= now)) {
       throw new CountersignError(
@@ -93,7 +99,9 @@ export async function castVote({
         'the configuration changed since this review opened; the agent must ask again',
       );
     }
-    const agent = await tx.getAgent(request.agentId);
+    if (agent?.status !== 'active') {
+      throw new CountersignError('CS_REVIEW_CLOSED', 'the review is closed (the agent is suspended)');
+    }
     const reviewer = await tx.getReviewer(input.reviewer.id);
     const why = reviewer ? ineligibility(reviewer, request, agent) : 'unknown reviewer';
     if (why) throw new CountersignError('CS_NOT_ELIGIBLE', why);

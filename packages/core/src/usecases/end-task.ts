@@ -38,6 +38,8 @@ export async function endTask(
   const leaseReason = LEASE_REASON[input.outcome];
   const result = await ctx.store.transaction(async (tx) => {
     if (input.assertion) await consumeAssertion(tx, input.assertion);
+    // After every unit that issued a lease of this agent, before every later one (H6).
+    await tx.lockAgent(input.agentId);
     const first = await tx.completeTask(
       input.agentId,
       input.taskId,

@@ -251,7 +251,8 @@ export async function submitAccessRequest({
     }
     throw error;
   }
-  ctx.events.requestChanged(id);
+  // Only a review can be waited on or shown in a queue; an immediate answer is news to no one.
+  if (record.status === 'pending') ctx.events.requestChanged(id);
   if (lease?.status === 'issuing' && grant) {
     return { record, credential: await mintLease({ ctx, input: { lease, grant } }), replayed: false };
   }

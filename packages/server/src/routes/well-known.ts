@@ -1,6 +1,13 @@
 import { Hono } from 'hono';
 import type { ServerDeps } from '../app.js';
 
+/** The driver's own words under our wrapper (never a connection string: drivers do not echo it). */
+function rootMessage(error: unknown): string {
+  let e = error;
+  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
+  return e instanceof Error ? e.message : String(e);
+}
+
 export function wellKnownRoutes(deps: ServerDeps): Hono {
   const app = new Hono();
   const { config } = deps;
@@ -39,13 +46,20 @@ export function wellKnownRoutes(deps: ServerDeps): Hono {
     checks.policy = unready ?? `ok (${deps.ctx.policy().version})`;
     try {
       await deps.ctx.store.read((tx) => tx.getAgent('healthz-probe'));
+      if (deps.ctx.store.writeHealth()) {
+        // Writes failed last time: try a harmless write (it deletes nothing), so an instance
+        // whose database came back reports ready again without waiting for traffic.
+        await deps.ctx.store.pruneTokenIds(0).catch(() => undefined);
+      }
       const write = deps.ctx.store.writeHealth();
       checks.store = write
         ? `writes failing since ${new Date(write.at).toISOString()}: ${write.message}`
         : 'ok';
     } catch (error) {
-      checks.store = `unavailable: ${(error as Error).message}`;
+      checks.store = `unavailable: ${rootMessage(error)}`;
     }
+    // Informational: a lost notification connection only slows cross-instance wake-ups.
+    checks.events = deps.events.status().mode;
     const ok = unready === null && checks.store === 'ok';
     // A trusted issuer whose keys cannot be fetched refuses its own agents' calls (503,
     // CS_IDENTITY_UNAVAILABLE) but not everyone else's: the instance stays ready, degraded,
@@ -56,7 +70,7 @@ export function wellKnownRoutes(deps: ServerDeps): Hono {
       if (h.status === 'unavailable') degraded = true;
     }
     const status = ok ? (degraded ? 'degraded' : 'ok') : 'unready';
-    return c.json({ status, dev_mode: config.dev, checks }, ok ? 200 : 503);
+    return c.json({ status, dev_mode: config.dev, store: deps.store.kind, checks }, ok ? 200 : 503);
   });
 
   app.get('/metrics', async (c) => {
