@@ -228,7 +228,7 @@ describe('last seen, unused and the console kill switch on a running server', ()
       headers: { cookie: `cs_session=${session}`, origin: new URL(ISSUER).origin },
     });
     expect(res.status, await res.clone().text()).toBe(200);
-    expect(await res.json()).toEqual({ revoked_leases: 1, cancelled_requests: 1 });
+    expect(await res.json()).toEqual({ revoked_leases: 1, cancelled_requests: 1, pending_revocations: [] });
 
     const refused = await h.call('POST', '/v1/access-requests', {
       token: await token('kill-bot'),
