@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { type MessagePort, parentPort } from 'node:worker_threads';
 import { STORE_UNITS, type StoreTx, type StoreUnitName } from '@countersign/core';
 import type BetterSqlite3 from 'better-sqlite3';
+import { failpoint } from './failpoint.js';
 import { SqlTx } from './sql-store.js';
 import { openWriteConnection, SqliteExecutor, sqliteCompiler } from './sqlite-connection.js';
 import { encodeError, type FromWriter, type ToWriter } from './writer-protocol.js';
@@ -133,7 +134,9 @@ export class Writer {
           return this.#fail(m.id, this.#batchError);
         }
         try {
+          failpoint('store.before-commit');
           db.exec('COMMIT');
+          failpoint('store.after-commit');
           return this.#ok(m.id, null);
         } catch (error) {
           // COMMIT failed (busy, disk full, I/O): nothing in this group happened.
