@@ -15,11 +15,11 @@ export const FAILPOINTS = [
   'issuer.after-sign',
   /** Inside the decision's unit: the assertion's jti is consumed (uncommitted). */
   'unit.after-assertion',
-  /** Inside the unit: an audit event is written (uncommitted). */
+  /** Inside the unit: an audit event about a request is written (uncommitted). */
   'unit.after-audit-append',
   /** Inside the unit: the lease row is written (uncommitted). */
   'unit.after-lease-insert',
-  /** The group commit's units ran; COMMIT not yet sent (inline and writer-thread modes). */
+  /** A group commit holding a decision ran its units; COMMIT not yet sent (inline and writer-thread modes). */
   'store.before-commit',
   /** COMMIT returned (durable), the units' callers not yet answered. */
   'store.after-commit',

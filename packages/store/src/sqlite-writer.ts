@@ -23,6 +23,8 @@ export class Writer {
   readonly #db: BetterSqlite3.Database;
   readonly #tx: SqlTx;
   readonly #send: (message: FromWriter) => void;
+  /** Whether the current group commit holds a decision (where the store.* failpoints apply). */
+  #groupHasDecision = false;
   /** Why the current group commit cannot proceed (BEGIN failed), or null. */
   #batchError: unknown = null;
 
@@ -64,6 +66,7 @@ export class Writer {
     switch (m.t) {
       case 'begin':
         this.#batchError = null;
+        this.#groupHasDecision = false;
         try {
           db.exec('BEGIN IMMEDIATE');
         } catch (error) {
@@ -73,6 +76,7 @@ export class Writer {
         this.#tx.forgetAuditHead();
         return;
       case 'unit': {
+        if (m.name === 'commitAccessRequest') this.#groupHasDecision = true;
         if (this.#batchError !== null) return this.#fail(m.id, this.#batchError);
         const unit = STORE_UNITS[m.name as StoreUnitName] as
           | ((tx: StoreTx, args: unknown) => Promise<unknown>)
@@ -134,9 +138,9 @@ export class Writer {
           return this.#fail(m.id, this.#batchError);
         }
         try {
-          failpoint('store.before-commit');
+          if (this.#groupHasDecision) failpoint('store.before-commit');
           db.exec('COMMIT');
-          failpoint('store.after-commit');
+          if (this.#groupHasDecision) failpoint('store.after-commit');
           return this.#ok(m.id, null);
         } catch (error) {
           // COMMIT failed (busy, disk full, I/O): nothing in this group happened.

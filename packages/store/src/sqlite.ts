@@ -319,9 +319,10 @@ export class SqliteStore implements Store {
           outcomes.push({ ok: false, error });
         }
       }
-      failpoint('store.before-commit');
+      const decision = batch.some((u) => u.kind === 'named' && u.name === 'commitAccessRequest');
+      if (decision) failpoint('store.before-commit');
       db.exec('COMMIT');
-      failpoint('store.after-commit');
+      if (decision) failpoint('store.after-commit');
       return outcomes;
     } catch (error) {
       if (db.inTransaction) {
