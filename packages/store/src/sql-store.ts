@@ -28,6 +28,7 @@ import {
 } from '@countersign/core';
 import type { Kysely, Selectable } from 'kysely';
 import { type Executor, UniqueViolation } from './executor.js';
+import { failpoint } from './failpoint.js';
 import type { Database } from './schema.js';
 
 type Row<T extends keyof Database> = Selectable<Database[T]>;
@@ -353,6 +354,7 @@ export class SqlTx implements StoreTx {
         .onConflict((oc) => oc.columns(['issuer', 'token_id']).doNothing())
         .compile(),
     );
+    failpoint('unit.after-assertion');
     return r.changes === 1;
   }
 
@@ -491,6 +493,7 @@ export class SqlTx implements StoreTx {
         })
         .compile(),
     );
+    failpoint('unit.after-lease-insert');
   }
 
   async getLease(id: string) {
@@ -1332,6 +1335,8 @@ export class SqlTx implements StoreTx {
     } catch (error) {
       throw auditWriteFailed(error);
     }
+    // Events about a request only: start-up and background events never reach it.
+    if (input.requestId) failpoint('unit.after-audit-append');
   }
 
   /**
