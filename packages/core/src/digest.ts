@@ -88,3 +88,38 @@ export function requestDigest(decisionFields: unknown): string {
 export function requestDigestOfCanonical(canonical: string): string {
   return `sha256:${sha256Hex(REQUEST_DIGEST_TAG + canonical)}`;
 }
+
+/** Domain separation for the digest of one MCP tool call's arguments. */
+export const TOOL_ARGUMENTS_TAG = 'countersign/mcp-arguments/v1\0';
+
+/**
+ * The canonical JSON of a tool call's arguments and its digest: what an approval of an MCP
+ * tool call binds to (the MCP gateway sends both; THREATS.md A3).
+ */
+export function toolArgumentsDigest(args: unknown): { canonical: string; digest: string } {
+  const canonical = canonicalJson(args ?? {});
+  return { canonical, digest: `sha256:${sha256Hex(TOOL_ARGUMENTS_TAG + canonical)}` };
+}
+
+/**
+ * Checks that a tool call's `arguments` text is canonical JSON and that `arguments_digest` is
+ * its own digest, so what the reviewer reads is what the digest names.
+ */
+export function checkToolArguments(toolCall: { arguments: string; arguments_digest: string }): void {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(toolCall.arguments);
+  } catch {
+    throw new CountersignError('CS_INVALID_REQUEST', 'tool_call.arguments is not JSON');
+  }
+  const { canonical, digest } = toolArgumentsDigest(parsed);
+  if (canonical !== toolCall.arguments) {
+    throw new CountersignError('CS_INVALID_REQUEST', 'tool_call.arguments is not RFC 8785 canonical JSON');
+  }
+  if (digest !== toolCall.arguments_digest) {
+    throw new CountersignError(
+      'CS_ARGUMENTS_DIGEST_MISMATCH',
+      'tool_call.arguments_digest is not the digest of tool_call.arguments',
+    );
+  }
+}

@@ -22,6 +22,7 @@ export {
 } from './checkpoint.js';
 export {
   canonicalJson,
+  checkToolArguments,
   jsonDepth,
   MAX_JSON_DEPTH,
   portableSha256Hex,
@@ -30,7 +31,9 @@ export {
   requestDigestOfCanonical,
   type Sha256Hex,
   sha256Hex,
+  TOOL_ARGUMENTS_TAG,
   taggedDigest,
+  toolArgumentsDigest,
   useSha256,
 } from './digest.js';
 export { parseDuration } from './duration.js';
@@ -121,6 +124,7 @@ export {
   type AgentStatus,
   type Decision,
   type DeterminingPolicy,
+  type McpToolCallClaim,
   type Obligations,
   type Outcome,
   type RequestStatus,

@@ -6,6 +6,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { utf8ToBytes } from '@noble/hashes/utils.js';
 import { canonicalJson } from './digest.js';
 import type { AccessRequestRecord, AgentRecord, ReviewerRecord, Verdict, VoteRecord } from './records.js';
+import type { McpToolCallClaim } from './types.js';
 
 /** Domain separation for decision challenges: never confusable with a request digest. */
 export const DECISION_CHALLENGE_TAG = 'countersign/approve/v1\0';
@@ -46,7 +47,13 @@ export function decisionChallenge(input: DecisionChallengeInput): Uint8Array {
 /** The claims of a request, as the agent sent them (for the evidence pack and SoD). */
 export function requestClaims(record: AccessRequestRecord): {
   intent: { purpose: string; task_id: string; ticket?: string };
-  context: { environment?: string; on_behalf_of?: string; tool_chain?: unknown[]; model_output?: string };
+  context: {
+    environment?: string;
+    on_behalf_of?: string;
+    tool_chain?: unknown[];
+    model_output?: string;
+    tool_call?: McpToolCallClaim;
+  };
   ttl_seconds: number | null;
   resource_facts: Record<string, unknown>;
   action_class: string;

@@ -39,7 +39,19 @@ export function accessRequestView(
       request_digest: record.digest,
       error_code: d.errorCode,
     },
+    ...toolCallView(record),
     ...(credential ? { credential: credential as unknown as CredentialWire } : {}),
+  };
+}
+
+/** The MCP tool call a request stands for, read from its canonical claims (only if it has one). */
+function toolCallView(record: AccessRequestRecord): Pick<AccessRequestWire, 'tool_call'> {
+  if (!record.canonical.includes('"tool_call":')) return {};
+  const call = (JSON.parse(record.canonical) as { context?: { tool_call?: Record<string, string> } }).context
+    ?.tool_call;
+  if (!call) return {};
+  return {
+    tool_call: { server: call.server!, tool: call.tool!, arguments_digest: call.arguments_digest! },
   };
 }
 
