@@ -49,7 +49,8 @@ export interface McpToolCall {
   tool: string;
   /** RFC 8785 canonical JSON of the arguments: exactly what the digest covers. */
   arguments: string;
-  arguments_digest: string;
+  /** SHA-256 over server, tool and arguments. */
+  call_digest: string;
   session?: string | null;
   client?: string | null;
 }

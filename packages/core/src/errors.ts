@@ -42,6 +42,7 @@ export const ERROR_CODES = {
   CS_NOT_FOUND: 'not_found',
   CS_AGENT_EXISTS: 'conflict',
   CS_REQUEST_CLOSED: 'conflict',
+  CS_ARGUMENTS_MISMATCH: 'conflict',
   CS_TASK_COMPLETED: 'conflict',
   CS_REVIEW_CLOSED: 'conflict',
   CS_ALREADY_VOTED: 'conflict',

@@ -22,7 +22,7 @@ export {
 } from './checkpoint.js';
 export {
   canonicalJson,
-  checkToolArguments,
+  checkToolCall,
   jsonDepth,
   MAX_JSON_DEPTH,
   portableSha256Hex,
@@ -31,9 +31,9 @@ export {
   requestDigestOfCanonical,
   type Sha256Hex,
   sha256Hex,
-  TOOL_ARGUMENTS_TAG,
+  TOOL_CALL_TAG,
   taggedDigest,
-  toolArgumentsDigest,
+  toolCallDigest,
   useSha256,
 } from './digest.js';
 export { parseDuration } from './duration.js';
@@ -98,6 +98,7 @@ export {
   type ResourcePattern,
 } from './resource.js';
 export {
+  assertToolCallDigest,
   DECISION_CHALLENGE_TAG,
   type DecisionChallengeInput,
   decisionChallenge,
@@ -105,6 +106,7 @@ export {
   requestClaims,
   type Tally,
   tally,
+  toolCallOf,
 } from './review.js';
 export {
   assessRisk,

@@ -65,7 +65,7 @@ export interface McpToolCallClaim {
   readonly server: string;
   readonly tool: string;
   readonly arguments: string;
-  readonly arguments_digest: string;
+  readonly call_digest: string;
   readonly session?: string | undefined;
   readonly client?: string | undefined;
 }

@@ -8,7 +8,7 @@
  * says (action, resource, intent, context, argument digest) and obeys the answer.
  */
 import { randomUUID } from 'node:crypto';
-import { CountersignError, toolArgumentsDigest } from '@countersign/core';
+import { CountersignError, toolCallDigest } from '@countersign/core';
 import type { AccessRequestWire } from '@countersign/protocol';
 import { LIMITS } from '@countersign/protocol';
 import { type AccessRequestParams, CountersignApiError, type CountersignClient } from '@countersign/sdk';
@@ -108,7 +108,8 @@ interface PreparedCall {
   readonly tool: string;
   readonly args: Record<string, unknown>;
   readonly argumentsCanonical: string;
-  readonly argumentsDigest: string;
+  /** SHA-256 over upstream, tool and arguments: what an approval binds to. */
+  readonly callDigest: string;
   readonly action: string;
   readonly resource: string;
   readonly ttlSeconds: number | undefined;
@@ -194,7 +195,7 @@ export class McpGateway {
     let canonical: string;
     let digest: string;
     try {
-      ({ canonical, digest } = toolArgumentsDigest(args));
+      ({ canonical, digest } = toolCallDigest(upstream.name, tool, args));
     } catch (error) {
       if (error instanceof CountersignError) return refuse('CS_ARGUMENTS_INVALID', error.message);
       throw error;
@@ -218,7 +219,7 @@ export class McpGateway {
         tool,
         args,
         argumentsCanonical: canonical,
-        argumentsDigest: digest,
+        callDigest: digest,
         action,
         resource,
         ttlSeconds: rule?.ttl_seconds,
@@ -254,7 +255,7 @@ export class McpGateway {
           server: call.upstream.name,
           tool: call.tool,
           arguments: call.argumentsCanonical,
-          arguments_digest: call.argumentsDigest,
+          call_digest: call.callDigest,
           session: session.id,
           ...(session.client ? { client: session.client.slice(0, LIMITS.identifier) } : {}),
         },
@@ -293,7 +294,7 @@ export class McpGateway {
     const redeem = meta[REQUEST_ID_META];
     try {
       if (typeof redeem === 'string') {
-        request = await client.getRequest(redeem, 0, ctx.signal);
+        request = await client.getRequest(redeem, 0, ctx.signal, { callDigest: call.callDigest });
         const refused = this.#mismatch(request, call);
         if (refused) return refused;
       } else {
@@ -304,7 +305,7 @@ export class McpGateway {
         });
       }
       if (request.status === 'pending') {
-        const waited = await this.#wait(client, request, ctx, progressToken);
+        const waited = await this.#wait(client, request, call, ctx, progressToken);
         if ('refused' in waited) return waited.refused;
         request = waited.request;
       }
@@ -345,26 +346,21 @@ export class McpGateway {
       call,
       result.isError ? 'allowed; the tool reported an error' : 'allowed; completed',
     );
-    return result;
+    // Which Countersign request let this call through (the audit trail's key).
+    return { ...result, _meta: { ...result._meta, [REQUEST_ID_META]: request.id } };
   }
 
   /**
-   * A call that names an earlier request redeems its approval only for the very same call:
-   * same upstream, tool, action, resource and argument digest (THREATS.md A3).
+   * A call that names an earlier request redeems its approval only for the very same call.
+   * The server already refused a read naming another call digest (upstream, tool, arguments:
+   * THREATS.md A3) before handing anything over; the action and resource are compared here
+   * too, in case the gateway's mapping changed since the request was made.
    */
   #mismatch(request: AccessRequestWire, call: PreparedCall): CallToolResult | null {
-    const named = request.tool_call;
-    if (!named) return toolError('CS_ARGUMENTS_MISMATCH', 'that request is not an MCP tool call', request.id);
-    if (named.server !== call.upstream.name || named.tool !== call.tool || request.action !== call.action)
-      return toolError('CS_ARGUMENTS_MISMATCH', 'that request was for another tool', request.id);
+    if (request.tool_call?.call_digest !== call.callDigest || request.action !== call.action)
+      return toolError('CS_ARGUMENTS_MISMATCH', 'that request was for another tool call', request.id);
     if (request.resource !== call.resource)
       return toolError('CS_ARGUMENTS_MISMATCH', 'that request was for another resource', request.id);
-    if (named.arguments_digest !== call.argumentsDigest)
-      return toolError(
-        'CS_ARGUMENTS_MISMATCH',
-        'these arguments differ from the ones that were reviewed: make the call again without the request id to ask anew',
-        request.id,
-      );
     return null;
   }
 
@@ -372,6 +368,7 @@ export class McpGateway {
   async #wait(
     client: CountersignClient,
     pending: AccessRequestWire,
+    call: PreparedCall,
     ctx: Pick<ServerContext['mcpReq'], 'signal' | 'notify'>,
     progressToken: string | number | undefined,
   ): Promise<{ request: AccessRequestWire } | { refused: CallToolResult }> {
@@ -408,7 +405,7 @@ export class McpGateway {
             request.id,
           );
         const wait = Math.max(1, Math.min(PROGRESS_EVERY_SECONDS, Math.ceil(left / 1000)));
-        request = await client.getRequest(request.id, wait, ctx.signal);
+        request = await client.getRequest(request.id, wait, ctx.signal, { callDigest: call.callDigest });
         if (request.status === 'pending') await notify();
       }
       return { request };

@@ -47,7 +47,7 @@ export const ToolCallSchema = z.strictObject({
 
 /**
  * The MCP tool call a request stands for (set by the MCP gateway): which upstream server and
- * tool, the arguments as RFC 8785 canonical JSON, and their digest. All of it is inside the
+ * tool, the arguments as RFC 8785 canonical JSON, and the digest of all three. All of it is inside the
  * request digest, so an approval binds to these exact arguments (THREATS.md A3); the server
  * checks that the digest is the arguments' own.
  */
@@ -55,7 +55,7 @@ export const McpToolCallSchema = z.strictObject({
   server: identifier,
   tool: identifier,
   arguments: text(LIMITS.toolArguments),
-  arguments_digest: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256:<64 hex digits>'),
+  call_digest: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256:<64 hex digits>'),
   session: identifier.optional(),
   client: text(LIMITS.identifier).optional(),
 });

@@ -92,13 +92,13 @@ export interface AccessRequestWire {
   readonly lease_id: string | null;
   readonly decision: DecisionWire;
   /**
-   * The MCP tool call this request stands for (server, tool, arguments digest), when the MCP
+   * The MCP tool call this request stands for (server, tool, call digest), when the MCP
    * gateway sent it: a gateway redeeming an approval compares it with the call in hand.
    */
   readonly tool_call?: {
     readonly server: string;
     readonly tool: string;
-    readonly arguments_digest: string;
+    readonly call_digest: string;
   };
   readonly credential?: CredentialWire;
   /** The approval receipt (a compact JWS), once the request is allowed after review. */

@@ -1,4 +1,4 @@
-import type { AccessRequestRecord, LeaseRecord } from '@countersign/core';
+import { type AccessRequestRecord, type LeaseRecord, toolCallOf } from '@countersign/core';
 import type { AccessRequestWire, CredentialWire } from '@countersign/protocol';
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -44,15 +44,10 @@ export function accessRequestView(
   };
 }
 
-/** The MCP tool call a request stands for, read from its canonical claims (only if it has one). */
+/** The MCP tool call a request stands for (only if it has one). */
 function toolCallView(record: AccessRequestRecord): Pick<AccessRequestWire, 'tool_call'> {
-  if (!record.canonical.includes('"tool_call":')) return {};
-  const call = (JSON.parse(record.canonical) as { context?: { tool_call?: Record<string, string> } }).context
-    ?.tool_call;
-  if (!call) return {};
-  return {
-    tool_call: { server: call.server!, tool: call.tool!, arguments_digest: call.arguments_digest! },
-  };
+  const call = toolCallOf(record);
+  return call ? { tool_call: { server: call.server, tool: call.tool, call_digest: call.call_digest } } : {};
 }
 
 /**

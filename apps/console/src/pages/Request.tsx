@@ -271,9 +271,9 @@ function McpToolCallFact({ call }: { call: McpToolCall }) {
           <Untrusted text={readableArguments(call.arguments)} limit={4000} />
         </div>
         <div>
-          <span className="tool-label">Arguments digest</span>{' '}
-          <code className="digest" data-field="tool_arguments_digest">
-            {call.arguments_digest}
+          <span className="tool-label">Call digest (server, tool, arguments)</span>{' '}
+          <code className="digest" data-field="tool_call_digest">
+            {call.call_digest}
           </code>
         </div>
       </div>
