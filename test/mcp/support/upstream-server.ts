@@ -79,7 +79,7 @@ const httpAt = process.argv.indexOf('--http');
 if (httpAt > 0) {
   const handler = createMcpHandler(() => build());
   const port = Number(process.argv[httpAt + 1] ?? 0);
-  const http = serve({ fetch: handler.fetch, port, hostname: '127.0.0.1' });
+  const http = serve({ fetch: (request) => handler.fetch(request), port, hostname: '127.0.0.1' });
   http.once('listening', () => {
     const address = http.address() as { port: number };
     process.stdout.write(`listening http://127.0.0.1:${address.port}/mcp\n`);
