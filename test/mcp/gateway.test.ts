@@ -6,6 +6,7 @@
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { registerAgent, toolCallDigest } from '@countersign/core';
@@ -406,6 +407,106 @@ describe('MCP gateway', () => {
       expect(text(denied)).toMatch(/^CS_DENIED:/);
     } finally {
       await v1.close();
+    }
+  });
+
+  it('one gateway serves several agents, one per route; a route can require a bearer token; DPoP binds the second agent', async () => {
+    const { privateJwk, publicJwk } = await newKeyPair();
+    const reportKey = join(live.home, 'report-agent.jwk');
+    writeFileSync(reportKey, JSON.stringify(privateJwk), { mode: 0o600 });
+    await registerAgent({
+      ctx: live.server.deps.ctx,
+      actor: { type: 'operator', id: 'test' },
+      input: {
+        id: 'report-agent',
+        owner: 'data',
+        boundary: 'acme',
+        environment: 'production',
+        publicJwk,
+        jwkThumbprint: await calculateJwkThumbprint(publicJwk),
+      },
+    });
+    const routeSecret = 'reports-route-secret';
+    const multi = new McpGateway(
+      configFor({
+        agents: {
+          coder: { id: AGENT, private_key_file: keyFile },
+          reports: { id: 'report-agent', private_key_file: reportKey, dpop: true },
+        },
+        http: {
+          host: 'localhost',
+          port: 0,
+          routes: [
+            { path: '/mcp', agent: 'coder' },
+            {
+              path: '/mcp/reports',
+              agent: 'reports',
+              bearer_sha256: createHash('sha256').update(routeSecret).digest('hex'),
+            },
+          ],
+        },
+      }),
+    );
+    const served = await listenHttp(multi);
+    try {
+      const refused = await fetch(`${served.url}/mcp/reports`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: {} }),
+      });
+      expect(refused.status).toBe(401);
+      expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('CS_UNAUTHENTICATED');
+
+      const reports = new Client({ name: 'report-client', version: '1.0.0' });
+      await reports.connect(
+        new StreamableHTTPClientTransport(new URL(`${served.url}/mcp/reports`), {
+          requestInit: { headers: { authorization: `Bearer ${routeSecret}` } },
+        }),
+      );
+      const coder = await connect(served.url);
+      try {
+        const asReports = await requestOf(
+          (await reports.callTool({ name: 'docs__search', arguments: { query: 'q3' } })) as ToolResult,
+        );
+        expect(asReports.agentId).toBe('report-agent');
+        expect(asReports.cnfJkt).toMatch(/^[A-Za-z0-9_-]{43}$/);
+        const asCoder = await requestOf(
+          (await coder.callTool({ name: 'docs__search', arguments: { query: 'q3' } })) as ToolResult,
+        );
+        expect(asCoder.agentId).toBe(AGENT);
+        expect(asCoder.cnfJkt).toBeNull();
+      } finally {
+        await reports.close();
+        await coder.close();
+      }
+    } finally {
+      await served.close();
+      await multi.close();
+    }
+  });
+
+  it('a 2026-07-28 client (version negotiation) is served per request, with the same checks', async () => {
+    const modern = new Client(
+      { name: 'modern-client', version: '2.4.0' },
+      { versionNegotiation: { mode: 'auto' } },
+    );
+    await modern.connect(new StreamableHTTPClientTransport(new URL(`${running.url}/mcp`)));
+    try {
+      expect(modern.getProtocolEra()).toBe('modern');
+      expect(modern.getNegotiatedProtocolVersion()).toBe('2026-07-28');
+      const ok = (await modern.callTool({
+        name: 'docs__search',
+        arguments: { query: 'modern' },
+      })) as ToolResult;
+      expect(text(ok)).toBe('3 results for modern');
+      expect((await requestOf(ok)).agentId).toBe(AGENT);
+      const denied = (await modern.callTool({
+        name: 'github__delete_repo',
+        arguments: { repo: 'acme/payments' },
+      })) as ToolResult;
+      expect(errorOf(denied).code).toBe('CS_DENIED');
+    } finally {
+      await modern.close();
     }
   });
 

@@ -113,8 +113,6 @@ export const GatewayConfigSchema = z
     purpose_argument: z.string().min(1).default('purpose'),
     /** How many earlier calls of the session go into `context.tool_chain` (at most 32). */
     tool_chain_length: z.number().int().min(0).max(31).default(8),
-    /** Leave out of tools/list the tools policy denies outright (the call is still checked). */
-    hide_forbidden_tools: z.boolean().default(false),
     /** Longest a call waits for a review before answering "still pending" (default: the review deadline). */
     review_wait_seconds: z.number().int().min(1).max(86_400).optional(),
   })
