@@ -5,7 +5,7 @@
  * Countersign; reviews approved with a passkey in Chromium (virtual authenticator).
  */
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -508,6 +508,18 @@ describe('MCP gateway', () => {
     } finally {
       await modern.close();
     }
+  });
+
+  it('the CLI refuses a bad config with its code and the field at fault', () => {
+    const bad = join(live.home, 'bad-gateway.yaml');
+    writeFileSync(bad, `server: ${live.url}\nagents: {}\nupstreams: {}\nstdio: { agent: coder }\n`);
+    const run = spawnSync(process.execPath, [CLI, 'mcp-gateway', '--config', bad], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain('error CS_GATEWAY_CONFIG_INVALID: gateway config is invalid');
+    expect(run.stderr).toContain('stdio.agent: no agent named coder');
   });
 
   it('over stdio: a local client launches `countersign mcp-gateway` and calls through it', async () => {
