@@ -9,7 +9,7 @@
 import { classifyAction, parseActionName } from '../action.js';
 import type { AuditEventInput } from '../audit.js';
 import { decide, denyForIssuer } from '../checkpoint.js';
-import { canonicalJson, requestDigestOfCanonical, sha256Hex } from '../digest.js';
+import { canonicalJson, checkToolCall, requestDigestOfCanonical, sha256Hex } from '../digest.js';
 import { CountersignError } from '../errors.js';
 import type { Grant, IssuedCredential } from '../issuer-port.js';
 import { buildPolicyInput } from '../policy-input.js';
@@ -86,6 +86,7 @@ export async function submitAccessRequest({
   }
   // A completed task is refused inside the unit of work below, where it is authoritative.
 
+  if (request.context.tool_call) checkToolCall(request.context.tool_call);
   const action = parseActionName(request.action);
   const actionClass = classifyAction(action, ctx.actionClasses);
   const resource = parseResource(request.resource);

@@ -1,5 +1,6 @@
 /** The agent API: ask, wait, withdraw, complete. Thin: validate, call a use case, map. */
 import {
+  assertToolCallDigest,
   CountersignError,
   canonicalJson,
   completeTask,
@@ -72,6 +73,9 @@ export function agentRoutes(deps: ServerDeps): Hono {
     await runUnit(ctx.store, 'consumeAssertion', who.assertion);
     const input = { agentId: who.agent.id, requestId };
     let record = await getAccessRequest({ ctx, input });
+    // `call_digest`: the MCP gateway redeeming an approval for the call in its hands.
+    const callDigest = c.req.query('call_digest');
+    if (callDigest !== undefined) assertToolCallDigest(record, callDigest);
     const until = ctx.clock.now() + waitSeconds * 1000;
     while (record.status === 'pending') {
       const now = ctx.clock.now();
