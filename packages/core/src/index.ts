@@ -1,6 +1,20 @@
 // The Countersign domain. Explicit exports only: this list is the public surface.
 export { classifyAction, parseActionName } from './action.js';
 export {
+  type AgentLoad,
+  type AnalyticsOptions,
+  DEFAULT_WORKING_HOURS,
+  type DurationStats,
+  durationStats,
+  type GroupLoad,
+  isOutOfHours,
+  type ReviewerLoad,
+  type ReviewerLoadReport,
+  RUBBER_STAMP_SECONDS,
+  reviewerLoad,
+  type WorkingHours,
+} from './analytics.js';
+export {
   type ActorType,
   type AuditActor,
   type AuditEvent,
@@ -42,6 +56,13 @@ export {
   isCountersignError,
 } from './errors.js';
 export {
+  type AccessRequestEvaluation,
+  type EvaluationAgent,
+  type EvaluationSettings,
+  evaluateAccessRequest,
+  evaluatePolicyInput,
+} from './evaluate.js';
+export {
   type CredentialPlan,
   DEFAULT_ISSUER,
   type Grant,
@@ -57,6 +78,13 @@ export {
   revocationBackoffSeconds,
 } from './lease-lifecycle.js';
 export { buildPolicyInput } from './policy-input.js';
+export {
+  compareDecision,
+  type PolicyTestCase,
+  type PolicyTestExpectation,
+  type PolicyTestResult,
+  runPolicyTests,
+} from './policy-tests.js';
 export type {
   CedarValue,
   Clock,
@@ -71,6 +99,7 @@ export type {
   AgentRecord,
   ChallengePurpose,
   ChallengeRecord,
+  EvidenceViewRecord,
   InviteRecord,
   LeaseRecord,
   LeaseStatus,
@@ -80,6 +109,7 @@ export type {
   ReviewerStatus,
   SealedSecretRecord,
   SessionRecord,
+  ShadowDecisionRecord,
   TaskOutcome,
   TaskRecord,
   Verdict,

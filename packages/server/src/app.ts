@@ -253,6 +253,7 @@ export async function createServer(
       issuers: config.issuers,
     })}`,
     actionClasses: config.actionClasses,
+    maxPendingReviewsPerAgent: config.maxPendingPerAgent,
     taskIdleTimeoutSeconds: config.taskIdleTimeoutSeconds,
   };
   const identity = new AgentIdentity({
