@@ -200,6 +200,11 @@ export { mintLease } from './usecases/mint-lease.js';
 export { type ReapInput, type ReapResult, reapLeases } from './usecases/reap-leases.js';
 export { recordPolicyLoad } from './usecases/record-policy-load.js';
 export {
+  ANALYTICS_MAX_ROWS,
+  recordEvidenceView,
+  reviewerLoadReport,
+} from './usecases/reviewer-load.js';
+export {
   bumpCounter,
   endReviewerSession,
   enrollReviewer,
