@@ -29,7 +29,10 @@ export class Writer {
   #batchError: unknown = null;
 
   /** Transaction control, prepared once: parsing them on every unit was a measurable cost. */
-  readonly #sql: Record<'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollbackTo', BetterSqlite3.Statement>;
+  readonly #sql: Record<
+    'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollbackTo',
+    BetterSqlite3.Statement
+  >;
 
   constructor(file: string, busyTimeoutMs: number, send: (message: FromWriter) => void) {
     this.#db = openWriteConnection(file, busyTimeoutMs);
