@@ -542,6 +542,7 @@ upstreams:
 stdio: { agent: coder }
 `,
     );
+    let leaseId: string | null = null;
     const local = new Client({ name: 'local-client', version: '2.0.0' });
     await local.connect(
       new StdioClientTransport({
@@ -564,8 +565,16 @@ stdio: { agent: coder }
       expect(errorOf(denied).code).toBe('CS_DENIED');
       const req = await requestOf(ok);
       expect(JSON.parse(req!.canonical).context.tool_call.client).toBe('local-client/2.0.0');
+      leaseId = req.leaseId;
+      expect(leaseId).toMatch(/^lease_/);
     } finally {
       await local.close();
     }
+    // The client went away: the session's task is completed, which revokes its leases.
+    const leaseStatus = async () =>
+      (await live.server.deps.ctx.store.read((tx) => tx.getLease(leaseId!)))?.status;
+    for (let i = 0; i < 100 && (await leaseStatus()) !== 'revoked'; i++)
+      await new Promise((r) => setTimeout(r, 50));
+    expect(await leaseStatus()).toBe('revoked');
   });
 });
