@@ -321,12 +321,12 @@ describe('MCP gateway', () => {
     const good = toolCallDigest('github', 'delete_repo', { repo: 'acme/payments' });
     const bad = toolCallDigest('github', 'delete_repo', { repo: 'acme/other' });
     const otherTool = toolCallDigest('github', 'get_file', { repo: 'acme/payments' });
-    const submit = (toolCall: Record<string, string>) =>
+    const submit = (toolCall: { server: string; tool: string; arguments: string; call_digest: string }) =>
       agentSdk.submitAccessRequest({
         action: 'mcp:github:delete_repo',
         resource: 'github://acme/payments',
         intent: { purpose: 'x', task_id: 'digest-check' },
-        context: { tool_call: toolCall } as never,
+        context: { tool_call: toolCall },
       });
     const refused = await submit({
       server: 'github',
