@@ -505,6 +505,21 @@ describe('MCP gateway', () => {
         arguments: { repo: 'acme/payments' },
       })) as ToolResult;
       expect(errorOf(denied).code).toBe('CS_DENIED');
+
+      const controller = new AbortController();
+      const call = modern.callTool(
+        {
+          name: 'github__create_pr',
+          arguments: { repo: 'acme/payments', branch: 'main', title: 'Modern cancel' },
+        },
+        { signal: controller.signal, timeout: 60_000 },
+      );
+      const id = await pendingId();
+      controller.abort('changed my mind');
+      await expect(call).rejects.toThrow();
+      for (let i = 0; i < 100 && (await statusOf(id)) === 'pending'; i++)
+        await new Promise((r) => setTimeout(r, 50));
+      expect(await statusOf(id)).toBe('withdrawn');
     } finally {
       await modern.close();
     }
