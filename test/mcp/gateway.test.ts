@@ -29,11 +29,19 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, newReviewerSession, type ReviewerSession } from '../e2e/support/browser.js';
 import { type LiveServer, newKeyPair, startLiveServer } from '../e2e/support/live-server.js';
+import {
+  appendConfig,
+  kubernetesClaims,
+  mint,
+  newSigningKey,
+  type SigningKeyPair,
+} from '../support/workload-issuers.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const UPSTREAM = join(ROOT, 'test/mcp/support/upstream-server.ts');
 const CLI = join(ROOT, 'packages/cli/bin/countersign.js');
 const AGENT = 'coding-agent';
+const K8S = 'https://kubernetes.default.svc.cluster.local';
 
 interface ToolResult {
   isError?: boolean;
@@ -56,6 +64,7 @@ describe('MCP gateway', () => {
   let running: RunningHttpGateway;
   let client: Client;
   let agentSdk: CountersignClient;
+  let k8sKey: SigningKeyPair;
 
   const forwarded = (tool: string) =>
     readFileSync(upstreamLog, 'utf8')
@@ -116,7 +125,21 @@ describe('MCP gateway', () => {
     (await live.server.deps.ctx.store.read((tx) => tx.getRequest(id)))?.status;
 
   beforeAll(async () => {
-    live = await startLiveServer();
+    k8sKey = await newSigningKey('RS256', 'sa-key-1');
+    live = await startLiveServer({
+      configure: (home) =>
+        appendConfig(
+          home,
+          `identity:
+  trusted_issuers:
+    - issuer: ${K8S}
+      kind: kubernetes
+      jwks: { keys: [${JSON.stringify(k8sKey.publicJwk)}] }
+      audience: countersign
+      algorithms: [RS256]
+      namespaces: [ci]`,
+        ),
+    });
     keyFile = join(live.home, 'coding-agent.jwk');
     upstreamLog = join(live.home, 'upstream.log');
     writeFileSync(upstreamLog, '');
@@ -482,6 +505,80 @@ describe('MCP gateway', () => {
     } finally {
       await served.close();
       await multi.close();
+    }
+  });
+
+  it('the gateway authenticates with a workload token too: from a file (re-read on each call) or the environment', async () => {
+    await registerAgent({
+      ctx: live.server.deps.ctx,
+      actor: { type: 'operator', id: 'test' },
+      input: {
+        id: 'ci-agent',
+        owner: 'app',
+        boundary: 'acme',
+        environment: 'production',
+        workloadIdentities: [{ issuer: K8S, subject: 'system:serviceaccount:ci:ci-agent' }],
+      },
+    });
+    const project = () =>
+      mint(k8sKey, Date.now(), kubernetesClaims(K8S, 'countersign', 'ci', 'ci-agent'), { lifetime: 3600 });
+    const tokenFile = join(live.home, 'projected-token');
+    writeFileSync(tokenFile, await project());
+    process.env.CS_GATEWAY_TEST_TOKEN = await project();
+    const workload = new McpGateway(
+      configFor({
+        agents: { file: { token_file: tokenFile }, env: { token_env: 'CS_GATEWAY_TEST_TOKEN' } },
+        http: {
+          host: 'localhost',
+          port: 0,
+          routes: [
+            { path: '/mcp', agent: 'file' },
+            { path: '/env', agent: 'env' },
+          ],
+        },
+      }),
+    );
+    const served = await listenHttp(workload);
+    const viaFile = await connect(served.url);
+    const viaEnv = new Client({ name: 'env-client', version: '1.0.0' });
+    await viaEnv.connect(new StreamableHTTPClientTransport(new URL(`${served.url}/env`)));
+    try {
+      const first = await requestOf(
+        (await viaFile.callTool({ name: 'docs__search', arguments: { query: 'ci' } })) as ToolResult,
+      );
+      expect(first.agentId).toBe('ci-agent');
+      // The kubelet rotates the token: the next call reads the new one.
+      writeFileSync(tokenFile, await project());
+      expect(
+        (
+          await requestOf(
+            (await viaFile.callTool({ name: 'docs__search', arguments: { query: 'ci 2' } })) as ToolResult,
+          )
+        ).agentId,
+      ).toBe('ci-agent');
+      expect(
+        (
+          await requestOf(
+            (await viaEnv.callTool({ name: 'docs__search', arguments: { query: 'ci' } })) as ToolResult,
+          )
+        ).agentId,
+      ).toBe('ci-agent');
+      // A token that does not verify fails closed: a tool error with the server's code, nothing forwarded.
+      writeFileSync(tokenFile, 'not-a-token');
+      const before = forwarded('search').length;
+      const refused = (await viaFile.callTool({
+        name: 'docs__search',
+        arguments: { query: 'ci 3' },
+      })) as ToolResult;
+      expect(refused.isError).toBe(true);
+      expect(errorOf(refused).code).toMatch(/^CS_(TOKEN_INVALID|UNAUTHENTICATED)$/);
+      expect(forwarded('search')).toHaveLength(before);
+    } finally {
+      delete process.env.CS_GATEWAY_TEST_TOKEN;
+      await viaFile.close();
+      await viaEnv.close();
+      await served.close();
+      await workload.close();
     }
   });
 
