@@ -68,7 +68,8 @@ for (const setup of [
       writeFileSync(join(home, 'policies', 'zz-r4-short-deadline.cedar'), SHORT_DEADLINE_POLICY);
       writeFileSync(
         join(home, 'countersign.yaml'),
-        `dev: true\nreaper_interval: 1s\nevents:\n  poll_interval: 1s\n${
+        // No pending cap: a handful of agents open hundreds of reviews here on purpose.
+        `dev: true\nreaper_interval: 1s\nevents:\n  poll_interval: 1s\ncheckpoint:\n  max_pending_per_agent: null\n${
           // Small pools (the URL comes from DATABASE_URL): other suites share the server.
           setup.dialect === 'postgres' ? 'store:\n  postgres:\n    pool_max: 4\n' : ''
         }`,

@@ -3,7 +3,7 @@
  * fresh data dir, plus a reader of its per-thread CPU time from /proc (Linux only).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { createWriteStream, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -26,6 +26,12 @@ export async function freePort(): Promise<number> {
 /** `countersign init --dev` then `agent add`; returns the agent's private key file. */
 export async function prepareHome(home: string, agentId: string, owner: string): Promise<string> {
   await run(process.execPath, [CLI, 'init', '--dev', '--dir', home], { cwd: REPO });
+  // One agent opens thousands of reviews here: the per-agent pending cap would refuse them.
+  const configFile = join(home, 'countersign.yaml');
+  writeFileSync(
+    configFile,
+    readFileSync(configFile, 'utf8').replace(/max_pending_per_agent: \d+/, 'max_pending_per_agent: null'),
+  );
   const { stdout, stderr } = await run(
     process.execPath,
     [CLI, 'agent', 'add', agentId, '--owner', owner, '--dir', home],

@@ -6,6 +6,7 @@ import { AuditPage } from './pages/Audit';
 import { EnrollPage } from './pages/Enroll';
 import { HistoryPage } from './pages/History';
 import { LeasesPage } from './pages/Leases';
+import { LoadPage } from './pages/Load';
 import { LoginPage } from './pages/Login';
 import { QueuePage } from './pages/Queue';
 import { RequestPage } from './pages/Request';
@@ -24,6 +25,7 @@ const TITLES: Record<Route['name'], string> = {
   agents: 'Agents',
   leases: 'Leases',
   audit: 'Audit',
+  load: 'Reviewer load',
   login: 'Sign in',
   enroll: 'Enroll',
   'not-found': 'Not found',
@@ -130,7 +132,7 @@ export function App() {
             <>
               <nav aria-label="Main">
                 <ul>
-                  {(['queue', 'history', 'agents', 'leases', 'audit'] as const).map((name) => (
+                  {(['queue', 'history', 'load', 'agents', 'leases', 'audit'] as const).map((name) => (
                     <li key={name}>
                       <a
                         href={href[name]}
@@ -184,6 +186,8 @@ function Page({ route }: { route: Route }) {
       return <LeasesPage />;
     case 'audit':
       return <AuditPage />;
+    case 'load':
+      return <LoadPage />;
     default:
       return (
         <section className="narrow">

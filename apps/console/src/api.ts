@@ -210,6 +210,65 @@ export function onUnauthorized(handler: (() => void) | null): void {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Reviewer load, backtests, shadow mode, suggested policies (issue 8)
+
+export interface DurationStats {
+  count: number;
+  median_seconds: number | null;
+  p90_seconds: number | null;
+}
+
+export interface GroupLoad {
+  group: string;
+  queue_depth: number;
+  reviews: number;
+  approved: number;
+  denied: number;
+  expired: number;
+  approval_rate: number | null;
+  time_to_decision: DurationStats;
+  decisions_per_hour: number;
+  quick_votes: number;
+  unopened_votes: number;
+  out_of_hours_votes: number;
+}
+
+export interface ReviewerLoad {
+  reviewer_id: string;
+  email: string | null;
+  groups: string[];
+  queue_depth: number;
+  votes: number;
+  approvals: number;
+  approval_rate: number | null;
+  time_to_decision: DurationStats;
+  decisions_per_hour: number;
+  quick_votes: number;
+  unopened_votes: number;
+  out_of_hours_votes: number;
+}
+
+export interface AgentLoad {
+  agent_id: string;
+  requests: number;
+  reviews: number;
+  escalation_rate: number;
+  pending: number;
+}
+
+export interface ReviewerLoadReport {
+  since: string;
+  until: string;
+  requests: number;
+  reviews: number;
+  human_share: number;
+  groups: GroupLoad[];
+  reviewers: ReviewerLoad[];
+  agents: AgentLoad[];
+  votes_by_hour: number[];
+}
+
+// ---------------------------------------------------------------------------------------------
 // Transport
 
 function errorBody(data: unknown): { code?: string; message?: string } | null {
@@ -326,6 +385,9 @@ export const api = {
     }),
 
   audit: () => call<AuditStatus>('GET', '/v1/console/audit'),
+
+  analytics: (window: string) =>
+    call<ReviewerLoadReport>('GET', `/v1/console/analytics?window=${encodeURIComponent(window)}`),
 };
 
 // ---------------------------------------------------------------------------------------------

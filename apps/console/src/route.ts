@@ -7,6 +7,7 @@ export type Route =
   | { name: 'agents' }
   | { name: 'leases' }
   | { name: 'audit' }
+  | { name: 'load' }
   | { name: 'login' }
   | { name: 'enroll'; token: string }
   | { name: 'not-found'; path: string };
@@ -27,6 +28,7 @@ export function parseHash(hash: string): Route {
   if (path === '/agents') return { name: 'agents' };
   if (path === '/leases') return { name: 'leases' };
   if (path === '/audit') return { name: 'audit' };
+  if (path === '/load') return { name: 'load' };
   if (path === '/login') return { name: 'login' };
   const request = /^\/requests\/([^/]+)$/.exec(path);
   if (request) {
@@ -47,6 +49,7 @@ export const href = {
   agents: '#/agents',
   leases: '#/leases',
   audit: '#/audit',
+  load: '#/load',
   login: '#/login',
   request: (id: string) => `#/requests/${encodeURIComponent(id)}`,
 };

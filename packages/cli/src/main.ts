@@ -8,7 +8,7 @@ import { demoCommand } from './commands/demo.js';
 import { initHome } from './commands/init.js';
 import { leaseList, leaseRevoke } from './commands/lease.js';
 import { mcpGatewayCommand } from './commands/mcp-gateway.js';
-import { policyValidate } from './commands/policy.js';
+import { policyTest, policyValidate } from './commands/policy.js';
 import { receiptVerify } from './commands/receipt.js';
 import { clientFor, requestCommand } from './commands/request.js';
 import { reviewerInvite, reviewerList, reviewerRemove } from './commands/reviewer.js';
@@ -454,9 +454,8 @@ export function buildProgram(exit: { code: number }): Command {
       }
     });
 
-  program
-    .command('policy')
-    .description('policies')
+  const policy = program.command('policy').description('policies');
+  policy
     .command('validate')
     .description('check the policy set against the Cedar schema')
     .option('--policies <dir>', 'policy directory (default: the data directory’s)')
@@ -475,6 +474,52 @@ export function buildProgram(exit: { code: number }): Command {
         exit.code = 1;
       }
     });
+
+  policy
+    .command('test [dir]')
+    .description('run policy test cases (YAML, default <policies>/tests) against the policy set')
+    .option('--policies <dir>', 'policy directory (default: the data directory’s)')
+    .option('--schema <file>', 'Cedar schema file (default: next to the policy directory)')
+    .option('--catalog <file>', 'resource catalog (default: next to the policy directory)')
+    .option('--json', 'print JSON', false)
+    .addOption(home)
+    .action(
+      (
+        testDir: string | undefined,
+        o: { policies?: string; schema?: string; catalog?: string; json: boolean; dir?: string },
+      ) => {
+        const run = policyTest(resolveHome(o.dir), testDir, o);
+        const failed = run.results.filter((r) => !r.passed);
+        if (o.json) {
+          printJson({
+            policy_version: run.version,
+            passed: run.results.length - failed.length,
+            failed: failed.length,
+            cases: run.results.map((r) => ({
+              name: r.case.name,
+              file: r.case.source,
+              passed: r.passed,
+              failures: r.failures,
+              outcome: r.decision?.outcome ?? null,
+            })),
+          });
+        } else {
+          for (const r of run.results) {
+            const tag = r.passed ? 'ok  ' : 'FAIL';
+            const got = r.decision
+              ? `${r.decision.outcome}${r.decision.obligations.reviewerGroup ? ` (${r.decision.obligations.reviewerGroup})` : ''}`
+              : 'error';
+            process.stdout.write(
+              `${tag} ${r.case.source}: ${r.case.name} -> ${got}${r.passed ? '' : `: ${r.failures.join('; ')}`}\n`,
+            );
+          }
+          process.stdout.write(
+            `${run.results.length - failed.length} passed, ${failed.length} failed (${run.results.length} cases, policy version ${run.version})\n`,
+          );
+        }
+        if (failed.length > 0) exit.code = 1;
+      },
+    );
 
   program
     .command('demo')

@@ -11,6 +11,7 @@ export type ErrorCategory =
   | 'conflict' // state does not allow it now (409)
   | 'unprocessable' // well-formed but inconsistent, such as an idempotency key reuse (422)
   | 'too_large' // body over the limit (413)
+  | 'too_many' // the caller has too much outstanding, such as pending reviews (429)
   | 'unavailable' // we cannot decide safely right now: fail closed (503)
   | 'bad_gateway'; // the upstream behind the credential proxy failed or misbehaved (502)
 
@@ -72,6 +73,7 @@ export const ERROR_CODES = {
   CS_PROXY_UPSTREAM_FAILED: 'bad_gateway',
   CS_CONFIG_INVALID: 'invalid_request',
   CS_AUDIT_CHAIN_BROKEN: 'conflict',
+  CS_TOO_MANY_PENDING: 'too_many',
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

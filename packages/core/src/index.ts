@@ -1,6 +1,20 @@
 // The Countersign domain. Explicit exports only: this list is the public surface.
 export { classifyAction, parseActionName } from './action.js';
 export {
+  type AgentLoad,
+  type AnalyticsOptions,
+  DEFAULT_WORKING_HOURS,
+  type DurationStats,
+  durationStats,
+  type GroupLoad,
+  isOutOfHours,
+  type ReviewerLoad,
+  type ReviewerLoadReport,
+  RUBBER_STAMP_SECONDS,
+  reviewerLoad,
+  type WorkingHours,
+} from './analytics.js';
+export {
   type ActorType,
   type AuditActor,
   type AuditEvent,
@@ -45,6 +59,13 @@ export {
   isCountersignError,
 } from './errors.js';
 export {
+  type AccessRequestEvaluation,
+  type EvaluationAgent,
+  type EvaluationSettings,
+  evaluateAccessRequest,
+  evaluatePolicyInput,
+} from './evaluate.js';
+export {
   type CredentialPlan,
   DEFAULT_ISSUER,
   type Grant,
@@ -60,6 +81,13 @@ export {
   revocationBackoffSeconds,
 } from './lease-lifecycle.js';
 export { buildPolicyInput } from './policy-input.js';
+export {
+  compareDecision,
+  type PolicyTestCase,
+  type PolicyTestExpectation,
+  type PolicyTestResult,
+  runPolicyTests,
+} from './policy-tests.js';
 export type {
   CedarValue,
   Clock,
@@ -74,6 +102,7 @@ export type {
   AgentRecord,
   ChallengePurpose,
   ChallengeRecord,
+  EvidenceViewRecord,
   InviteRecord,
   LeaseRecord,
   LeaseStatus,
@@ -83,6 +112,7 @@ export type {
   ReviewerStatus,
   SealedSecretRecord,
   SessionRecord,
+  ShadowDecisionRecord,
   TaskOutcome,
   TaskRecord,
   Verdict,
@@ -175,6 +205,11 @@ export { type LeaseState, leaseState, revokeLease } from './usecases/leases.js';
 export { mintLease } from './usecases/mint-lease.js';
 export { type ReapInput, type ReapResult, reapLeases } from './usecases/reap-leases.js';
 export { recordPolicyLoad } from './usecases/record-policy-load.js';
+export {
+  ANALYTICS_MAX_ROWS,
+  recordEvidenceView,
+  reviewerLoadReport,
+} from './usecases/reviewer-load.js';
 export {
   bumpCounter,
   endReviewerSession,

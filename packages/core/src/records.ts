@@ -1,5 +1,5 @@
 /** Stored records: what the store port reads and writes. Times are epoch milliseconds. */
-import type { Decision, RequestStatus, RiskAssessment } from './types.js';
+import type { Decision, Outcome, RequestStatus, RiskAssessment } from './types.js';
 
 export interface AgentRecord {
   readonly id: string;
@@ -220,4 +220,27 @@ export interface SealedSecretRecord {
   readonly fingerprint: string;
   readonly createdAt: number;
   readonly updatedAt: number;
+}
+
+/** The first time a reviewer opened a review's evidence pack (rubber-stamp signals). */
+export interface EvidenceViewRecord {
+  readonly requestId: string;
+  readonly reviewerId: string;
+  readonly viewedAt: number;
+}
+
+/** A candidate policy set's decision that differed from the enforced one (shadow mode). */
+export interface ShadowDecisionRecord {
+  readonly requestId: string;
+  readonly agentId: string;
+  readonly action: string;
+  readonly resource: string;
+  readonly activeVersion: string;
+  readonly activeOutcome: Outcome;
+  readonly activeGroup: string | null;
+  readonly candidateVersion: string;
+  readonly candidateOutcome: Outcome;
+  readonly candidateGroup: string | null;
+  readonly candidatePolicies: readonly string[];
+  readonly createdAt: number;
 }

@@ -8,6 +8,7 @@ import type {
   AccessRequestRecord,
   AgentRecord,
   ChallengeRecord,
+  EvidenceViewRecord,
   InviteRecord,
   LeaseRecord,
   LeaseStatus,
@@ -16,6 +17,7 @@ import type {
   ReviewerRecord,
   SealedSecretRecord,
   SessionRecord,
+  ShadowDecisionRecord,
   TaskOutcome,
   TaskRecord,
   VoteRecord,
@@ -80,6 +82,20 @@ export interface StoreTx {
     at: number,
     leaseId: string | null,
   ): Promise<boolean>;
+  /** Requests created at or after `since`, oldest first (backtests, analytics, suggestions). */
+  listRequestsSince(since: number, limit: number): Promise<AccessRequestRecord[]>;
+  /** Votes cast at or after `since`, oldest first (reviewer-load analytics). */
+  listVotesSince(since: number, limit: number): Promise<VoteRecord[]>;
+  /** Records a reviewer's first look at a review's evidence; false when already recorded. */
+  recordEvidenceView(view: EvidenceViewRecord): Promise<boolean>;
+  /** Evidence views at or after `since`, oldest first. */
+  listEvidenceViews(since: number, limit: number): Promise<EvidenceViewRecord[]>;
+  /** Records where a candidate policy set decided otherwise; false when the request already has one. */
+  insertShadowDecision(record: ShadowDecisionRecord): Promise<boolean>;
+  /** Shadow differences at or after `since`, newest first. */
+  listShadowDecisions(since: number, limit: number): Promise<ShadowDecisionRecord[]>;
+  /** An agent's pending reviews whose deadline is after `now` (the per-agent cap, THREATS.md E1). */
+  countPendingRequests(agentId: string, now: number): Promise<number>;
   /** Pending requests of an agent (for suspension) or past their deadline (for the reaper). */
   listPendingRequests(
     filter: { agentId: string } | { deadlineBefore: number },
@@ -286,6 +302,11 @@ export type ReadMethods =
   | 'getRequest'
   | 'findRequestByIdempotencyKey'
   | 'listPendingRequests'
+  | 'countPendingRequests'
+  | 'listRequestsSince'
+  | 'listVotesSince'
+  | 'listEvidenceViews'
+  | 'listShadowDecisions'
   | 'getLease'
   | 'getLeaseByCredentialId'
   | 'listLeases'

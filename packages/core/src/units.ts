@@ -25,13 +25,26 @@ export interface CommitAccessRequestArgs {
   readonly outbox: readonly OutboxRecord[];
   readonly lease: LeaseRecord | null;
   readonly now: number;
+  /**
+   * For a review: the most pending reviews the agent may have (null: no cap). Checked here,
+   * after lockAgent, so concurrent submissions by one agent cannot all slip under it.
+   */
+  readonly maxPending: number | null;
 }
+
+/** What the decision's unit did: recorded the request, or refused it over the pending cap. */
+export type CommitAccessRequestResult =
+  | { readonly recorded: true }
+  | { readonly recorded: false; readonly code: 'CS_TOO_MANY_PENDING'; readonly pending: number };
 
 /**
  * Consumes the assertion and records the request, its decision, its audit events, its
  * notifications and (for an allow) its lease: all or nothing (invariant 1).
  */
-async function commitAccessRequest(tx: StoreTx, a: CommitAccessRequestArgs): Promise<void> {
+async function commitAccessRequest(
+  tx: StoreTx,
+  a: CommitAccessRequestArgs,
+): Promise<CommitAccessRequestResult> {
   await consumeAssertion(tx, a.assertion);
   // Re-checked inside the unit: a suspension or task completion that committed after
   // authentication must win (invariant 5, THREATS.md B12, C1). lockAgent, not a plain read:
@@ -43,10 +56,40 @@ async function commitAccessRequest(tx: StoreTx, a: CommitAccessRequestArgs): Pro
   if (await tx.isTaskCompleted(a.record.agentId, a.record.taskId)) {
     throw new CountersignError('CS_TASK_COMPLETED', `task ${a.record.taskId} is already complete`);
   }
+  if (a.record.status === 'pending' && a.maxPending !== null) {
+    // The agent's row is locked above: on PostgreSQL a concurrent submission by the same agent
+    // waits here until this unit commits, and its count (a new READ COMMITTED snapshot per
+    // statement) then sees this unit's request. On SQLite units run one at a time anyway.
+    const pending = await tx.countPendingRequests(a.record.agentId, a.now);
+    if (pending >= a.maxPending) {
+      // Refused, not recorded: one audit event says who flooded the queue, and the assertion
+      // stays consumed (THREATS.md D-group, OWASP T10 "overwhelming human in the loop").
+      const received = a.events[0];
+      await tx.appendAudit(
+        {
+          type: 'access_request.refused',
+          actor: received?.actor ?? { type: 'agent', id: a.record.agentId },
+          requestId: null,
+          data: {
+            code: 'CS_TOO_MANY_PENDING',
+            agent_id: a.record.agentId,
+            action: a.record.action,
+            resource: a.record.resource,
+            pending,
+            max_pending: a.maxPending,
+            reviewer_group: a.record.decision.obligations.reviewerGroup,
+          },
+        },
+        a.now,
+      );
+      return { recorded: false, code: 'CS_TOO_MANY_PENDING', pending };
+    }
+  }
   await tx.insertRequest(a.record);
   for (const event of a.events) await tx.appendAudit(event, a.now);
   for (const message of a.outbox) await tx.insertOutbox(message);
   if (a.lease) await recordLease(tx, a.lease, a.now);
+  return { recorded: true };
 }
 
 /** Removes one-time token ids that expired before `before`; returns how many. */

@@ -12,6 +12,7 @@ import {
   type PolicyEngine,
   ResourceCatalog,
   recordPolicyLoad,
+  reviewerLoadReport,
   type Store,
   systemClock,
   taggedDigest,
@@ -34,7 +35,15 @@ import { receiptSigner } from './issuers/receipt.js';
 import { issuerRegistry, type ServerIssuers } from './issuers/registry.js';
 import { loadMasterKey, type MasterKey, SecretVault } from './issuers/sealed-secrets.js';
 import { loadSigningKey, type SigningKey } from './keys.js';
-import { createMetrics, type Metrics, registerStoreMetrics, timed, timedSync } from './metrics.js';
+import {
+  createMetrics,
+  type Metrics,
+  REVIEWER_LOAD_WINDOW_SECONDS,
+  registerReviewerLoadMetrics,
+  registerStoreMetrics,
+  timed,
+  timedSync,
+} from './metrics.js';
 import { createDispatcher } from './notifications.js';
 import { type Resolver, systemResolver } from './proxy/destination.js';
 import type { ProxyUpstream } from './proxy/upstreams.js';
@@ -42,6 +51,7 @@ import { createReaper, type Reaper } from './reaper.js';
 import { agentRoutes } from './routes/agent.js';
 import { consoleRoutes } from './routes/console.js';
 import { consoleStaticRoutes } from './routes/console-static.js';
+import { insightRoutes } from './routes/insights.js';
 import { oauthRoutes } from './routes/oauth.js';
 import { proxyRoutes } from './routes/proxy.js';
 import { wellKnownRoutes } from './routes/well-known.js';
@@ -253,8 +263,12 @@ export async function createServer(
       issuers: config.issuers,
     })}`,
     actionClasses: config.actionClasses,
+    maxPendingReviewsPerAgent: config.maxPendingPerAgent,
     taskIdleTimeoutSeconds: config.taskIdleTimeoutSeconds,
   };
+  registerReviewerLoadMetrics(metrics, () =>
+    reviewerLoadReport({ ctx, input: { sinceMs: REVIEWER_LOAD_WINDOW_SECONDS * 1000 } }),
+  );
   const identity = new AgentIdentity({
     clock,
     privateKeyJwt: new PrivateKeyJwtAuthenticator({ store: rawStore, clock, audience: config.issuer }),
@@ -305,6 +319,7 @@ export async function createServer(
       );
     }
     if (wire.status === 503) metrics.failClosed.inc({ code: wire.body.error.code });
+    if (wire.body.error.code === 'CS_TOO_MANY_PENDING') metrics.pendingCapRefusals.inc();
     return c.json(wire.body, wire.status);
   });
   app.notFound((c) => c.json({ error: { code: 'CS_NOT_FOUND', message: 'no such endpoint' } }, 404));
@@ -313,6 +328,7 @@ export async function createServer(
   app.route('/', oauthRoutes(deps));
   app.route('/', proxyRoutes(deps));
   app.route('/', consoleRoutes(deps));
+  app.route('/', insightRoutes(deps));
   app.route('/', consoleStaticRoutes());
 
   const dispatcher = createDispatcher({

@@ -105,6 +105,12 @@ const TrustedIssuerSchema = z
     }
   });
 
+/**
+ * Pending reviews one agent may have at once (THREATS.md D-group, OWASP Agentic T10): enough
+ * for an agent working several tasks, far below what would bury a reviewer group.
+ */
+export const DEFAULT_MAX_PENDING = 10;
+
 const ConfigSchema = z.strictObject({
   dev: z.boolean().default(false),
   issuer: z.url().optional(),
@@ -140,8 +146,14 @@ const ConfigSchema = z.strictObject({
       default_max_ttl: duration.default(3600),
       default_deadline: duration.default(900),
       fallback_review_group: z.string().nullable().default(null),
+      max_pending_per_agent: z.number().int().min(1).max(100_000).nullable().default(DEFAULT_MAX_PENDING),
     })
-    .default({ default_max_ttl: 3600, default_deadline: 900, fallback_review_group: null }),
+    .default({
+      default_max_ttl: 3600,
+      default_deadline: 900,
+      fallback_review_group: null,
+      max_pending_per_agent: DEFAULT_MAX_PENDING,
+    }),
   credentials: z.strictObject({ default_ttl: duration.default(900) }).default({ default_ttl: 900 }),
   action_classes: z
     .record(z.string(), z.enum(['read', 'write', 'delete', 'admin', 'export', 'share', 'other']))
@@ -229,6 +241,8 @@ export interface ServerConfig {
   readonly defaultMaxTtlSeconds: number;
   readonly defaultDeadlineSeconds: number;
   readonly fallbackReviewGroup: string | null;
+  /** The most pending reviews one agent may have; null: no cap. */
+  readonly maxPendingPerAgent: number | null;
   readonly defaultTtlSeconds: number;
   readonly actionClasses: Readonly<Record<string, string>>;
   readonly risk: RiskSettings;
@@ -394,6 +408,7 @@ export function loadConfig(options: {
     defaultMaxTtlSeconds: c.checkpoint.default_max_ttl,
     defaultDeadlineSeconds: c.checkpoint.default_deadline,
     fallbackReviewGroup: c.checkpoint.fallback_review_group,
+    maxPendingPerAgent: c.checkpoint.max_pending_per_agent,
     defaultTtlSeconds: c.credentials.default_ttl,
     actionClasses: c.action_classes,
     risk: {

@@ -2,7 +2,7 @@
 import { CountersignError, type ErrorCategory } from '@countersign/core';
 import type { ErrorBody } from '@countersign/protocol';
 
-export const STATUS: Record<ErrorCategory, 400 | 401 | 403 | 404 | 409 | 413 | 422 | 502 | 503> = {
+export const STATUS: Record<ErrorCategory, 400 | 401 | 403 | 404 | 409 | 413 | 422 | 429 | 502 | 503> = {
   invalid_request: 400,
   unauthenticated: 401,
   forbidden: 403,
@@ -10,6 +10,7 @@ export const STATUS: Record<ErrorCategory, 400 | 401 | 403 | 404 | 409 | 413 | 4
   conflict: 409,
   unprocessable: 422,
   too_large: 413,
+  too_many: 429,
   unavailable: 503,
   bad_gateway: 502,
 };

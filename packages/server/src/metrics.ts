@@ -1,3 +1,4 @@
+import type { ReviewerLoadReport } from '@countersign/core';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { InstanceEvents } from './instance-events.js';
 import type { OpenedStore } from './store.js';
@@ -13,6 +14,8 @@ export interface Metrics {
   readonly revocationAttempts: Counter<'outcome'>;
   readonly revocationsFailed: Gauge;
   readonly proxyRequests: Counter<'upstream' | 'outcome'>;
+  /** THREATS.md E1: review requests refused because their agent had too many pending. */
+  readonly pendingCapRefusals: Counter;
 }
 
 export interface MetricSources {
@@ -62,6 +65,11 @@ export function createMetrics(sources: MetricSources = {}): Metrics {
       name: 'countersign_proxy_requests_total',
       help: 'Requests through the credential proxy by upstream and outcome',
       labelNames: ['upstream', 'outcome'],
+      registers: [registry],
+    }),
+    pendingCapRefusals: new Counter({
+      name: 'countersign_pending_cap_refusals_total',
+      help: 'Review requests refused (429 CS_TOO_MANY_PENDING) because the agent had too many pending reviews',
       registers: [registry],
     }),
     stage: new Histogram({
@@ -151,4 +159,131 @@ export function registerStoreMetrics(
       this.set(at === null ? -1 : (Date.now() - at) / 1000);
     },
   });
+}
+
+/**
+ * Reviewer-load gauges (issue 8, OWASP Agentic T10), computed from the store when /metrics is
+ * scraped over the last `REVIEWER_LOAD_WINDOW_SECONDS`: every instance reports the same truth.
+ * One report serves every gauge of one scrape.
+ */
+export const REVIEWER_LOAD_WINDOW_SECONDS = 86_400;
+
+export function registerReviewerLoadMetrics(
+  metrics: Metrics,
+  report: () => Promise<ReviewerLoadReport>,
+): void {
+  const registers = [metrics.registry];
+  let cached: { at: number; value: Promise<ReviewerLoadReport> } | null = null;
+  const current = () => {
+    const now = Date.now();
+    if (!cached || now - cached.at > 2000) cached = { at: now, value: report() };
+    return cached.value;
+  };
+  const gauge = (
+    name: string,
+    help: string,
+    labelNames: string[],
+    fill: (g: Gauge, r: ReviewerLoadReport) => void,
+  ) =>
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers,
+      async collect() {
+        this.reset();
+        fill(this, await current());
+      },
+    });
+  gauge('countersign_review_queue_depth', 'Open reviews by reviewer group', ['group'], (g, r) => {
+    for (const x of r.groups) g.set({ group: x.group }, x.queueDepth);
+  });
+  gauge(
+    'countersign_review_time_to_decision_seconds',
+    'Time from request to decision by reviewer group (last 24 h), median and p90',
+    ['group', 'quantile'],
+    (g, r) => {
+      for (const x of r.groups) {
+        if (x.timeToDecision.medianSeconds !== null)
+          g.set({ group: x.group, quantile: '0.5' }, x.timeToDecision.medianSeconds);
+        if (x.timeToDecision.p90Seconds !== null)
+          g.set({ group: x.group, quantile: '0.9' }, x.timeToDecision.p90Seconds);
+      }
+    },
+  );
+  gauge(
+    'countersign_review_decisions_per_hour',
+    'Reviews decided per hour by group (last 24 h)',
+    ['group'],
+    (g, r) => {
+      for (const x of r.groups) g.set({ group: x.group }, x.decisionsPerHour);
+    },
+  );
+  gauge(
+    'countersign_review_approval_rate',
+    'Share of decided reviews approved, by group (last 24 h)',
+    ['group'],
+    (g, r) => {
+      for (const x of r.groups) if (x.approvalRate !== null) g.set({ group: x.group }, x.approvalRate);
+    },
+  );
+  gauge(
+    'countersign_review_expired',
+    'Reviews that expired undecided, by group (last 24 h)',
+    ['group'],
+    (g, r) => {
+      for (const x of r.groups) g.set({ group: x.group }, x.expired);
+    },
+  );
+  gauge(
+    'countersign_review_rubber_stamp_votes',
+    'Votes cast within seconds of opening the evidence (quick) or without opening it (unopened), by group (last 24 h)',
+    ['group', 'signal'],
+    (g, r) => {
+      for (const x of r.groups) {
+        g.set({ group: x.group, signal: 'quick' }, x.quickVotes);
+        g.set({ group: x.group, signal: 'unopened' }, x.unopenedVotes);
+      }
+    },
+  );
+  gauge(
+    'countersign_review_out_of_hours_votes',
+    'Votes cast outside working hours, by group (last 24 h)',
+    ['group'],
+    (g, r) => {
+      for (const x of r.groups) g.set({ group: x.group }, x.outOfHoursVotes);
+    },
+  );
+  gauge(
+    'countersign_reviewer_votes',
+    'Votes per reviewer (last 24 h), by signal: all, quick, unopened, out_of_hours',
+    ['reviewer', 'signal'],
+    (g, r) => {
+      for (const x of r.reviewers) {
+        g.set({ reviewer: x.reviewerId, signal: 'all' }, x.votes);
+        g.set({ reviewer: x.reviewerId, signal: 'quick' }, x.quickVotes);
+        g.set({ reviewer: x.reviewerId, signal: 'unopened' }, x.unopenedVotes);
+        g.set({ reviewer: x.reviewerId, signal: 'out_of_hours' }, x.outOfHoursVotes);
+      }
+    },
+  );
+  gauge(
+    'countersign_reviewer_queue_depth',
+    'Open reviews each reviewer could decide and has not',
+    ['reviewer'],
+    (g, r) => {
+      for (const x of r.reviewers) g.set({ reviewer: x.reviewerId }, x.queueDepth);
+    },
+  );
+  gauge('countersign_agent_pending_reviews', 'Open reviews per agent', ['agent'], (g, r) => {
+    for (const x of r.agents) if (x.pending > 0) g.set({ agent: x.agentId }, x.pending);
+  });
+  gauge(
+    'countersign_agent_escalation_rate',
+    "Share of an agent's requests that went to a person (last 24 h)",
+    ['agent'],
+    (g, r) => {
+      for (const x of r.agents) g.set({ agent: x.agentId }, x.escalationRate);
+    },
+  );
 }

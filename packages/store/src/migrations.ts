@@ -359,6 +359,43 @@ export const MIGRATIONS: readonly Migration[] = [
         .compile(),
     ],
   },
+  {
+    version: 6,
+    name: 'people for exceptions: evidence views, shadow decisions, request time index',
+    statements: (db) => [
+      // The first time each reviewer opened a review's evidence pack: a vote cast seconds after
+      // it, or with no view at all, is a rubber-stamp signal (OWASP Agentic T10).
+      db.schema
+        .createTable('evidence_views')
+        .addColumn('request_id', 'text', (c) => c.notNull())
+        .addColumn('reviewer_id', 'text', (c) => c.notNull())
+        .addColumn('viewed_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('evidence_views_pk', ['request_id', 'reviewer_id'])
+        .compile(),
+      db.schema.createIndex('evidence_views_at').on('evidence_views').column('viewed_at').compile(),
+      // Shadow mode: a candidate policy set's decision beside the enforced one, kept only
+      // where the two differ.
+      db.schema
+        .createTable('shadow_decisions')
+        .addColumn('request_id', 'text', (c) => c.primaryKey())
+        .addColumn('agent_id', 'text', (c) => c.notNull())
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('resource', 'text', (c) => c.notNull())
+        .addColumn('active_version', 'text', (c) => c.notNull())
+        .addColumn('active_outcome', 'text', (c) => c.notNull())
+        .addColumn('active_group', 'text')
+        .addColumn('candidate_version', 'text', (c) => c.notNull())
+        .addColumn('candidate_outcome', 'text', (c) => c.notNull())
+        .addColumn('candidate_group', 'text')
+        .addColumn('candidate_policies', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .compile(),
+      db.schema.createIndex('shadow_decisions_at').on('shadow_decisions').column('created_at').compile(),
+      // Backtests, analytics and suggestions read requests by time.
+      db.schema.createIndex('access_requests_created').on('access_requests').column('created_at').compile(),
+      db.schema.createIndex('votes_created').on('votes').column('created_at').compile(),
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

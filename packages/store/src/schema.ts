@@ -144,6 +144,21 @@ export interface Database {
     updated_at: number;
   };
   master_keys: { key_id: string; wraps: number; created_at: number };
+  evidence_views: { request_id: string; reviewer_id: string; viewed_at: number };
+  shadow_decisions: {
+    request_id: string;
+    agent_id: string;
+    action: string;
+    resource: string;
+    active_version: string;
+    active_outcome: string;
+    active_group: string | null;
+    candidate_version: string;
+    candidate_outcome: string;
+    candidate_group: string | null;
+    candidate_policies: string;
+    created_at: number;
+  };
   audit_events: {
     seq: number;
     id: string;

@@ -10,6 +10,7 @@ import {
   type ChallengeRecord,
   CountersignError,
   chainEvent,
+  type EvidenceViewRecord,
   type InviteRecord,
   type LeaseFilter,
   type LeaseRecord,
@@ -20,6 +21,7 @@ import {
   type ReviewerRecord,
   type SealedSecretRecord,
   type SessionRecord,
+  type ShadowDecisionRecord,
   type StoreTx,
   type TaskOutcome,
   type TaskRecord,
@@ -28,6 +30,7 @@ import {
 } from '@countersign/core';
 import type { Kysely, Selectable } from 'kysely';
 import { type Executor, UniqueViolation } from './executor.js';
+import { failpoint } from './failpoint.js';
 import type { Database } from './schema.js';
 
 type Row<T extends keyof Database> = Selectable<Database[T]>;
@@ -117,6 +120,17 @@ function toSealed(r: Row<'sealed_secrets'>): SealedSecretRecord {
     fingerprint: r.fingerprint,
     createdAt: num(r.created_at),
     updatedAt: num(r.updated_at),
+  };
+}
+
+function toVote(r: Row<'votes'>): VoteRecord {
+  return {
+    requestId: r.request_id,
+    reviewerId: r.reviewer_id,
+    verdict: r.verdict as VoteRecord['verdict'],
+    assertionHash: r.assertion_hash,
+    credentialId: r.credential_id,
+    createdAt: num(r.created_at),
   };
 }
 
@@ -353,6 +367,7 @@ export class SqlTx implements StoreTx {
         .onConflict((oc) => oc.columns(['issuer', 'token_id']).doNothing())
         .compile(),
     );
+    failpoint('unit.after-assertion');
     return r.changes === 1;
   }
 
@@ -448,6 +463,128 @@ export class SqlTx implements StoreTx {
     return r.changes === 1;
   }
 
+  async listRequestsSince(since: number, limit: number) {
+    const rows = await this.exec.all<Row<'access_requests'>>(
+      this.db
+        .selectFrom('access_requests')
+        .selectAll()
+        .where('created_at', '>=', since)
+        .orderBy('created_at')
+        .orderBy('id')
+        .limit(limit)
+        .compile(),
+    );
+    return rows.map(toRequest);
+  }
+
+  async listVotesSince(since: number, limit: number) {
+    const rows = await this.exec.all<Row<'votes'>>(
+      this.db
+        .selectFrom('votes')
+        .selectAll()
+        .where('created_at', '>=', since)
+        .orderBy('created_at')
+        .limit(limit)
+        .compile(),
+    );
+    return rows.map(toVote);
+  }
+
+  async recordEvidenceView(v: EvidenceViewRecord) {
+    const r = await this.exec.run(
+      this.db
+        .insertInto('evidence_views')
+        .values({ request_id: v.requestId, reviewer_id: v.reviewerId, viewed_at: v.viewedAt })
+        .onConflict((oc) => oc.columns(['request_id', 'reviewer_id']).doNothing())
+        .compile(),
+    );
+    return r.changes === 1;
+  }
+
+  async listEvidenceViews(since: number, limit: number) {
+    const rows = await this.exec.all<Row<'evidence_views'>>(
+      this.db
+        .selectFrom('evidence_views')
+        .selectAll()
+        .where('viewed_at', '>=', since)
+        .orderBy('viewed_at')
+        .limit(limit)
+        .compile(),
+    );
+    return rows.map(
+      (r): EvidenceViewRecord => ({
+        requestId: r.request_id,
+        reviewerId: r.reviewer_id,
+        viewedAt: num(r.viewed_at),
+      }),
+    );
+  }
+
+  async insertShadowDecision(d: ShadowDecisionRecord) {
+    const r = await this.exec.run(
+      this.db
+        .insertInto('shadow_decisions')
+        .values({
+          request_id: d.requestId,
+          agent_id: d.agentId,
+          action: d.action,
+          resource: d.resource,
+          active_version: d.activeVersion,
+          active_outcome: d.activeOutcome,
+          active_group: d.activeGroup,
+          candidate_version: d.candidateVersion,
+          candidate_outcome: d.candidateOutcome,
+          candidate_group: d.candidateGroup,
+          candidate_policies: JSON.stringify(d.candidatePolicies),
+          created_at: d.createdAt,
+        })
+        .onConflict((oc) => oc.column('request_id').doNothing())
+        .compile(),
+    );
+    return r.changes === 1;
+  }
+
+  async listShadowDecisions(since: number, limit: number) {
+    const rows = await this.exec.all<Row<'shadow_decisions'>>(
+      this.db
+        .selectFrom('shadow_decisions')
+        .selectAll()
+        .where('created_at', '>=', since)
+        .orderBy('created_at', 'desc')
+        .limit(limit)
+        .compile(),
+    );
+    return rows.map(
+      (r): ShadowDecisionRecord => ({
+        requestId: r.request_id,
+        agentId: r.agent_id,
+        action: r.action,
+        resource: r.resource,
+        activeVersion: r.active_version,
+        activeOutcome: r.active_outcome as ShadowDecisionRecord['activeOutcome'],
+        activeGroup: r.active_group,
+        candidateVersion: r.candidate_version,
+        candidateOutcome: r.candidate_outcome as ShadowDecisionRecord['candidateOutcome'],
+        candidateGroup: r.candidate_group,
+        candidatePolicies: JSON.parse(r.candidate_policies) as string[],
+        createdAt: num(r.created_at),
+      }),
+    );
+  }
+
+  async countPendingRequests(agentId: string, now: number) {
+    const rows = await this.exec.all<{ n: number | string }>(
+      this.db
+        .selectFrom('access_requests')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('agent_id', '=', agentId)
+        .where('status', '=', 'pending')
+        .where('deadline_at', '>', now)
+        .compile(),
+    );
+    return num(rows[0]?.n ?? 0);
+  }
+
   async listPendingRequests(filter: { agentId: string } | { deadlineBefore: number }, limit: number) {
     let q = this.db.selectFrom('access_requests').selectAll().where('status', '=', 'pending');
     q =
@@ -491,6 +628,7 @@ export class SqlTx implements StoreTx {
         })
         .compile(),
     );
+    failpoint('unit.after-lease-insert');
   }
 
   async getLease(id: string) {
@@ -1083,16 +1221,7 @@ export class SqlTx implements StoreTx {
         .orderBy('created_at')
         .compile(),
     );
-    return rows.map(
-      (r): VoteRecord => ({
-        requestId: r.request_id,
-        reviewerId: r.reviewer_id,
-        verdict: r.verdict as VoteRecord['verdict'],
-        assertionHash: r.assertion_hash,
-        credentialId: r.credential_id,
-        createdAt: num(r.created_at),
-      }),
-    );
+    return rows.map(toVote);
   }
 
   async insertReceipt(requestId: string, jws: string, at: number) {
@@ -1332,6 +1461,8 @@ export class SqlTx implements StoreTx {
     } catch (error) {
       throw auditWriteFailed(error);
     }
+    // Events about a request only: start-up and background events never reach it.
+    if (input.requestId) failpoint('unit.after-audit-append');
   }
 
   /**

@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { type MessagePort, parentPort } from 'node:worker_threads';
 import { STORE_UNITS, type StoreTx, type StoreUnitName } from '@countersign/core';
 import type BetterSqlite3 from 'better-sqlite3';
+import { failpoint } from './failpoint.js';
 import { SqlTx } from './sql-store.js';
 import { openWriteConnection, SqliteExecutor, sqliteCompiler } from './sqlite-connection.js';
 import { encodeError, type FromWriter, type ToWriter } from './writer-protocol.js';
@@ -22,6 +23,8 @@ export class Writer {
   readonly #db: BetterSqlite3.Database;
   readonly #tx: SqlTx;
   readonly #send: (message: FromWriter) => void;
+  /** Whether the current group commit holds a decision (where the store.* failpoints apply). */
+  #groupHasDecision = false;
   /** Why the current group commit cannot proceed (BEGIN failed), or null. */
   #batchError: unknown = null;
 
@@ -63,6 +66,7 @@ export class Writer {
     switch (m.t) {
       case 'begin':
         this.#batchError = null;
+        this.#groupHasDecision = false;
         try {
           db.exec('BEGIN IMMEDIATE');
         } catch (error) {
@@ -72,6 +76,7 @@ export class Writer {
         this.#tx.forgetAuditHead();
         return;
       case 'unit': {
+        if (m.name === 'commitAccessRequest') this.#groupHasDecision = true;
         if (this.#batchError !== null) return this.#fail(m.id, this.#batchError);
         const unit = STORE_UNITS[m.name as StoreUnitName] as
           | ((tx: StoreTx, args: unknown) => Promise<unknown>)
@@ -133,7 +138,9 @@ export class Writer {
           return this.#fail(m.id, this.#batchError);
         }
         try {
+          if (this.#groupHasDecision) failpoint('store.before-commit');
           db.exec('COMMIT');
+          if (this.#groupHasDecision) failpoint('store.after-commit');
           return this.#ok(m.id, null);
         } catch (error) {
           // COMMIT failed (busy, disk full, I/O): nothing in this group happened.

@@ -500,12 +500,96 @@ for (const adapter of adapters) {
       outbox: [],
       lease: withLease ? lease(`l-${id}`, id) : null,
       now: 5,
+      maxPending: null,
     });
     async function events() {
       const all = [];
       for await (const e of store.auditEvents()) all.push(e);
       return all;
     }
+
+    it("E1 the decision unit refuses a review over the agent's pending cap, audits it, and 30 concurrent units leave exactly the cap", async () => {
+      await store.transaction((tx) => tx.insertAgent(agentRecord('agent-1')));
+      const capped = (id: string) => ({ ...commitArgs(id, `jti-${id}`, false), maxPending: 4 });
+      const results = await Promise.all(
+        Array.from({ length: 30 }, (_, i) => runUnit(store, 'commitAccessRequest', capped(`c${i}`))),
+      );
+      expect(results.filter((r) => r.recorded)).toHaveLength(4);
+      for (const r of results.filter((x) => !x.recorded))
+        expect(r).toEqual({ recorded: false, code: 'CS_TOO_MANY_PENDING', pending: 4 });
+      expect(await store.read((tx) => tx.countPendingRequests('agent-1', 5))).toBe(4);
+      // Past their deadline (1000), pending reviews no longer count.
+      expect(await store.read((tx) => tx.countPendingRequests('agent-1', 1000))).toBe(0);
+      const chain = await events();
+      expect(chain.filter((e) => e.type === 'access_request.refused')).toHaveLength(26);
+      expect(chain.filter((e) => e.type === 'access_request.received')).toHaveLength(4);
+      // A refused unit still spends its assertion (a replay gets nothing more).
+      const refusedIndex = results.findIndex((r) => !r.recorded);
+      await expect(runUnit(store, 'commitAccessRequest', capped(`c${refusedIndex}`))).rejects.toMatchObject({
+        code: 'CS_TOKEN_REPLAYED',
+      });
+      expect(verifyAuditChain(chain)).toMatchObject({ ok: true });
+    });
+
+    it('requests and votes since a time, evidence views once per reviewer, shadow decisions once per request', async () => {
+      await store.transaction(async (tx) => {
+        await tx.insertRequest(request('t1', { createdAt: 10 }));
+        await tx.insertRequest(request('t2', { createdAt: 20 }));
+        await tx.insertRequest(request('t3', { createdAt: 30 }));
+        for (const [r, at] of [
+          ['t1', 15],
+          ['t2', 25],
+        ] as const)
+          await tx.insertVote({
+            requestId: r,
+            reviewerId: 'rev-1',
+            verdict: 'approve',
+            assertionHash: 'h',
+            credentialId: 'c',
+            createdAt: at,
+          });
+      });
+      expect((await store.read((tx) => tx.listRequestsSince(20, 10))).map((r) => r.id)).toEqual(['t2', 't3']);
+      expect((await store.read((tx) => tx.listRequestsSince(0, 2))).map((r) => r.id)).toEqual(['t1', 't2']);
+      expect((await store.read((tx) => tx.listVotesSince(20, 10))).map((v) => v.requestId)).toEqual(['t2']);
+
+      const view = { requestId: 't1', reviewerId: 'rev-1', viewedAt: 12 };
+      const first = await Promise.all(
+        Array.from({ length: 5 }, (_, i) =>
+          store.transaction((tx) => tx.recordEvidenceView({ ...view, viewedAt: 12 + i })),
+        ),
+      );
+      expect(first.filter(Boolean)).toHaveLength(1);
+      expect(await store.read((tx) => tx.listEvidenceViews(0, 10))).toHaveLength(1);
+      expect(await store.read((tx) => tx.listEvidenceViews(100, 10))).toEqual([]);
+
+      const shadow = {
+        requestId: 't1',
+        agentId: 'agent-1',
+        action: 'write',
+        resource: 'postgres://prod/x',
+        activeVersion: 'sha256:a',
+        activeOutcome: 'review' as const,
+        activeGroup: 'g',
+        candidateVersion: 'sha256:b',
+        candidateOutcome: 'allow' as const,
+        candidateGroup: null,
+        candidatePolicies: ['p1', 'p2'],
+        createdAt: 40,
+      };
+      expect(await store.transaction((tx) => tx.insertShadowDecision(shadow))).toBe(true);
+      expect(
+        await store.transaction((tx) => tx.insertShadowDecision({ ...shadow, candidateOutcome: 'deny' })),
+      ).toBe(false);
+      expect(
+        await store.transaction((tx) =>
+          tx.insertShadowDecision({ ...shadow, requestId: 't2', createdAt: 50 }),
+        ),
+      ).toBe(true);
+      const listed = await store.read((tx) => tx.listShadowDecisions(0, 10));
+      expect(listed.map((d) => d.requestId)).toEqual(['t2', 't1']);
+      expect(listed[1]).toEqual(shadow);
+    });
 
     it('INV-1 the decision unit writes the request, its events and its lease together, or nothing', async () => {
       await store.transaction((tx) => tx.insertAgent(agentRecord('agent-1')));

@@ -26,6 +26,9 @@ checkpoint:
   default_deadline: 15m
   # Requests no policy covers are denied; name a group to send them to people instead.
   fallback_review_group: null
+  # The most pending reviews one agent may have at once; over it: 429 CS_TOO_MANY_PENDING,
+  # audited (one agent cannot flood the reviewers' queue). null: no cap.
+  max_pending_per_agent: 10
 credentials:
   default_ttl: 15m
 # Action names beyond read/write/delete/admin/export/share: exact, or a prefix ending in *.
@@ -55,6 +58,14 @@ export async function initHome(options: InitOptions): Promise<{ created: string[
     .sort()) {
     copyFileSync(join(EXAMPLES_DIR, 'policies', name), join(home, 'policies', name));
     created.push(`policies/${name}`);
+  }
+  // The example set ships with its tests (`countersign policy test`).
+  mkdirSync(join(home, 'policies', 'tests'), { recursive: true, mode: 0o700 });
+  for (const name of readdirSync(join(EXAMPLES_DIR, 'policies', 'tests'))
+    .filter((f) => f.endsWith('.yaml'))
+    .sort()) {
+    copyFileSync(join(EXAMPLES_DIR, 'policies', 'tests', name), join(home, 'policies', 'tests', name));
+    created.push(`policies/tests/${name}`);
   }
   copyFileSync(join(EXAMPLES_DIR, 'schema.cedarschema'), join(home, 'schema.cedarschema'));
   copyFileSync(join(EXAMPLES_DIR, 'catalog.yaml'), join(home, 'catalog.yaml'));

@@ -41,6 +41,11 @@ export interface DomainContext {
   readonly subscribers: readonly string[];
   /** Action names mapped to classes beyond the built-in ones (`read`, `write`, ...). */
   readonly actionClasses: Readonly<Record<string, string>>;
+  /**
+   * The most pending reviews one agent may have at once; a request over it is refused with
+   * CS_TOO_MANY_PENDING (429) and audited. Absent or null: no cap.
+   */
+  readonly maxPendingReviewsPerAgent?: number | null;
   /** A task that heartbeats and then stays silent this long is abandoned (seconds); null: never. */
   readonly taskIdleTimeoutSeconds: number | null;
 }

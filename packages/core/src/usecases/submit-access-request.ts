@@ -6,16 +6,13 @@
  * the unit committed the lease intent (THREATS.md H1). Either way it is handed out only after
  * its lease is committed `active` with its audit event (invariant 1).
  */
-import { classifyAction, parseActionName } from '../action.js';
 import type { AuditEventInput } from '../audit.js';
-import { decide, denyForIssuer } from '../checkpoint.js';
+import { denyForIssuer } from '../checkpoint.js';
 import { canonicalJson, checkToolCall, requestDigestOfCanonical, sha256Hex } from '../digest.js';
 import { CountersignError } from '../errors.js';
+import { evaluateAccessRequest } from '../evaluate.js';
 import type { Grant, IssuedCredential } from '../issuer-port.js';
-import { buildPolicyInput } from '../policy-input.js';
 import type { AccessRequestRecord, AgentRecord, LeaseRecord } from '../records.js';
-import { parseResource } from '../resource.js';
-import { assessRisk } from '../risk.js';
 import type { AccessRequestInput, Decision, RequestStatus } from '../types.js';
 import { runUnit } from '../units.js';
 import { agentActor, requestSummary } from './audit-helpers.js';
@@ -87,26 +84,18 @@ export async function submitAccessRequest({
   // A completed task is refused inside the unit of work below, where it is authoritative.
 
   if (request.context.tool_call) checkToolCall(request.context.tool_call);
-  const action = parseActionName(request.action);
-  const actionClass = classifyAction(action, ctx.actionClasses);
-  const resource = parseResource(request.resource);
-  const facts = ctx.catalog().resolve(resource);
-  const risk = assessRisk({ agent, actionClass, facts, request }, ctx.risk);
-  const requestedTtl = request.ttl_seconds ?? ctx.defaultTtlSeconds;
 
   const engine = ctx.policy();
-  const policyInput = buildPolicyInput({
-    agent,
-    action,
-    actionClass,
-    resource,
-    facts,
-    risk,
-    request,
-    riskSettings: ctx.risk,
-    ttlSeconds: requestedTtl,
+  const evaluation = evaluateAccessRequest(agent, request, engine, {
+    catalog: ctx.catalog(),
+    risk: ctx.risk,
+    checkpoint: ctx.checkpoint,
+    actionClasses: ctx.actionClasses,
+    defaultTtlSeconds: ctx.defaultTtlSeconds,
   });
-  let decision = decide(engine.evaluate(policyInput), engine.version, ctx.checkpoint);
+  const { action, actionClass, resource, facts, risk } = evaluation;
+  const requestedTtl = evaluation.ttlSeconds;
+  let decision = evaluation.decision;
   // Which issuer makes the credential is catalog config; one that is unknown or cannot serve
   // this action on this resource denies, before any reviewer is asked (invariant 4).
   const issuer = ctx.issuers.get(facts.issuer);
@@ -230,14 +219,22 @@ export async function submitAccessRequest({
 
   try {
     // One unit of work: the assertion, the request, its audit events, notifications and lease.
-    await runUnit(ctx.store, 'commitAccessRequest', {
+    const committed = await runUnit(ctx.store, 'commitAccessRequest', {
       assertion: input.assertion,
       record,
       events,
       outbox,
       lease,
       now,
+      maxPending: ctx.maxPendingReviewsPerAgent ?? null,
     });
+    if (!committed.recorded) {
+      throw new CountersignError(
+        'CS_TOO_MANY_PENDING',
+        `agent ${agent.id} already has ${committed.pending} pending reviews (the most allowed): wait for a decision before asking for more`,
+        { details: { pending: committed.pending, max_pending: ctx.maxPendingReviewsPerAgent ?? null } },
+      );
+    }
   } catch (error) {
     // A concurrent retry with the same key won the insert: answer as that request did.
     if (

@@ -14,6 +14,7 @@ import {
   withdrawAccessRequest,
 } from '@countersign/core';
 import { AccessRequestBodySchema, identifier, WaitQuerySchema } from '@countersign/protocol';
+import { failpoint } from '@countersign/store';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import type { ServerDeps } from '../app.js';
@@ -54,6 +55,7 @@ export function agentRoutes(deps: ServerDeps): Hono {
         idempotencyKey: key,
       },
     });
+    failpoint('response.before-send');
     if (!result.replayed) deps.metrics.decisions.inc({ outcome: result.record.decision.outcome });
     if (result.replayed) c.header('Idempotent-Replayed', 'true');
     return c.json(accessRequestView(result.record, result.credential), result.replayed ? 200 : 201);

@@ -15,6 +15,7 @@ import {
   ineligibility,
   type LeaseStatus,
   type ReviewerRecord,
+  recordEvidenceView,
   requestClaims,
   revokeLease,
   startReviewerSession,
@@ -355,6 +356,14 @@ export function consoleRoutes(deps: ServerDeps): Hono {
       cannot = 'the review is closed';
     else if (votes.some((v) => v.reviewerId === reviewer.id)) cannot = 'you already voted';
     else cannot = ineligibility(reviewer, record, agent);
+    // The first look at a review that is still open: a vote seconds later, or with no look at
+    // all, is a rubber-stamp signal in the reviewer-load analytics (OWASP Agentic T10).
+    if (
+      record.status === 'pending' &&
+      record.deadlineAt > now &&
+      !votes.some((v) => v.reviewerId === reviewer.id)
+    )
+      await recordEvidenceView({ ctx, input: { requestId: record.id, reviewerId: reviewer.id } });
     const voters = new Map<string, string>();
     for (const v of votes)
       voters.set(
