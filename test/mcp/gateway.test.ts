@@ -242,7 +242,7 @@ describe('MCP gateway', () => {
     expect(forwarded('get_file')).toHaveLength(0);
   });
 
-  it('a reviewed call waits with progress, the reviewer sees tool, arguments and session in the console, approves with a passkey, and the call completes', async () => {
+  it('A5 D1 a reviewed call waits with progress; the console shows tool, arguments (inert, equal to the canonical JSON) and call digest; a passkey approval completes the call', async () => {
     const args = {
       repo: 'acme/payments',
       branch: 'main',
@@ -274,6 +274,8 @@ describe('MCP gateway', () => {
     const argsText = await shown.innerText();
     expect(argsText).toContain('"title": "Fix rounding <script>window.__pwned=1</script>"');
     expect(argsText).toContain('"repo": "acme/payments"');
+    // A5: what is displayed is exactly the arguments the digest covers.
+    expect(JSON.parse(await shown.locator('.ut-text').innerText())).toEqual(args);
     expect(await alice.page.locator('[data-field="tool_call_digest"]').innerText()).toBe(
       toolCallDigest('github', 'create_pr', args).digest,
     );

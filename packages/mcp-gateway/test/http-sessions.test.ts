@@ -61,7 +61,7 @@ function post(url: string, headers: Record<string, string> = {}, body = INITIALI
 }
 
 describe('gateway HTTP sessions', () => {
-  it('E4 when full, an idle session is ended to make room; otherwise a new one is refused', async () => {
+  it('when full, an idle session is ended to make room; otherwise a new one is refused', async () => {
     const evicting = await start({ maxSessions: 1, sessionIdleMs: 0 });
     try {
       const first = await post(`${evicting.url}/mcp`);
