@@ -76,6 +76,19 @@ describe('architecture', () => {
     }
   });
 
+  it('the MCP gateway is an SDK client, never a second policy engine: no server, store or policy imports', () => {
+    const files = pkg('mcp-gateway');
+    expect(files.length).toBeGreaterThan(0);
+    for (const file of files) {
+      for (const spec of imports(file)) {
+        expect(
+          /^@countersign\/(server|store|policy|cli)|cedar/.test(spec),
+          `${relative(ROOT, file)} imports ${spec}`,
+        ).toBe(false);
+      }
+    }
+  });
+
   it('no package reaches into another package by relative path', () => {
     for (const name of readdirSync(join(ROOT, 'packages'))) {
       for (const file of pkg(name)) {

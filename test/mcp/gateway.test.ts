@@ -29,11 +29,19 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, newReviewerSession, type ReviewerSession } from '../e2e/support/browser.js';
 import { type LiveServer, newKeyPair, startLiveServer } from '../e2e/support/live-server.js';
+import {
+  appendConfig,
+  kubernetesClaims,
+  mint,
+  newSigningKey,
+  type SigningKeyPair,
+} from '../support/workload-issuers.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const UPSTREAM = join(ROOT, 'test/mcp/support/upstream-server.ts');
 const CLI = join(ROOT, 'packages/cli/bin/countersign.js');
 const AGENT = 'coding-agent';
+const K8S = 'https://kubernetes.default.svc.cluster.local';
 
 interface ToolResult {
   isError?: boolean;
@@ -56,6 +64,7 @@ describe('MCP gateway', () => {
   let running: RunningHttpGateway;
   let client: Client;
   let agentSdk: CountersignClient;
+  let k8sKey: SigningKeyPair;
 
   const forwarded = (tool: string) =>
     readFileSync(upstreamLog, 'utf8')
@@ -116,7 +125,21 @@ describe('MCP gateway', () => {
     (await live.server.deps.ctx.store.read((tx) => tx.getRequest(id)))?.status;
 
   beforeAll(async () => {
-    live = await startLiveServer();
+    k8sKey = await newSigningKey('RS256', 'sa-key-1');
+    live = await startLiveServer({
+      configure: (home) =>
+        appendConfig(
+          home,
+          `identity:
+  trusted_issuers:
+    - issuer: ${K8S}
+      kind: kubernetes
+      jwks: { keys: [${JSON.stringify(k8sKey.publicJwk)}] }
+      audience: countersign
+      algorithms: [RS256]
+      namespaces: [ci]`,
+        ),
+    });
     keyFile = join(live.home, 'coding-agent.jwk');
     upstreamLog = join(live.home, 'upstream.log');
     writeFileSync(upstreamLog, '');
@@ -219,7 +242,7 @@ describe('MCP gateway', () => {
     expect(forwarded('get_file')).toHaveLength(0);
   });
 
-  it('a reviewed call waits with progress, the reviewer sees tool, arguments and session in the console, approves with a passkey, and the call completes', async () => {
+  it('A5 D1 a reviewed call waits with progress; the console shows tool, arguments (inert, equal to the canonical JSON) and call digest; a passkey approval completes the call', async () => {
     const args = {
       repo: 'acme/payments',
       branch: 'main',
@@ -251,6 +274,8 @@ describe('MCP gateway', () => {
     const argsText = await shown.innerText();
     expect(argsText).toContain('"title": "Fix rounding <script>window.__pwned=1</script>"');
     expect(argsText).toContain('"repo": "acme/payments"');
+    // A5: what is displayed is exactly the arguments the digest covers.
+    expect(JSON.parse(await shown.locator('.ut-text').innerText())).toEqual(args);
     expect(await alice.page.locator('[data-field="tool_call_digest"]').innerText()).toBe(
       toolCallDigest('github', 'create_pr', args).digest,
     );
@@ -321,12 +346,12 @@ describe('MCP gateway', () => {
     const good = toolCallDigest('github', 'delete_repo', { repo: 'acme/payments' });
     const bad = toolCallDigest('github', 'delete_repo', { repo: 'acme/other' });
     const otherTool = toolCallDigest('github', 'get_file', { repo: 'acme/payments' });
-    const submit = (toolCall: Record<string, string>) =>
+    const submit = (toolCall: { server: string; tool: string; arguments: string; call_digest: string }) =>
       agentSdk.submitAccessRequest({
         action: 'mcp:github:delete_repo',
         resource: 'github://acme/payments',
         intent: { purpose: 'x', task_id: 'digest-check' },
-        context: { tool_call: toolCall } as never,
+        context: { tool_call: toolCall },
       });
     const refused = await submit({
       server: 'github',
@@ -485,6 +510,80 @@ describe('MCP gateway', () => {
     }
   });
 
+  it('the gateway authenticates with a workload token too: from a file (re-read on each call) or the environment', async () => {
+    await registerAgent({
+      ctx: live.server.deps.ctx,
+      actor: { type: 'operator', id: 'test' },
+      input: {
+        id: 'ci-agent',
+        owner: 'app',
+        boundary: 'acme',
+        environment: 'production',
+        workloadIdentities: [{ issuer: K8S, subject: 'system:serviceaccount:ci:ci-agent' }],
+      },
+    });
+    const project = () =>
+      mint(k8sKey, Date.now(), kubernetesClaims(K8S, 'countersign', 'ci', 'ci-agent'), { lifetime: 3600 });
+    const tokenFile = join(live.home, 'projected-token');
+    writeFileSync(tokenFile, await project());
+    process.env.CS_GATEWAY_TEST_TOKEN = await project();
+    const workload = new McpGateway(
+      configFor({
+        agents: { file: { token_file: tokenFile }, env: { token_env: 'CS_GATEWAY_TEST_TOKEN' } },
+        http: {
+          host: 'localhost',
+          port: 0,
+          routes: [
+            { path: '/mcp', agent: 'file' },
+            { path: '/env', agent: 'env' },
+          ],
+        },
+      }),
+    );
+    const served = await listenHttp(workload);
+    const viaFile = await connect(served.url);
+    const viaEnv = new Client({ name: 'env-client', version: '1.0.0' });
+    await viaEnv.connect(new StreamableHTTPClientTransport(new URL(`${served.url}/env`)));
+    try {
+      const first = await requestOf(
+        (await viaFile.callTool({ name: 'docs__search', arguments: { query: 'ci' } })) as ToolResult,
+      );
+      expect(first.agentId).toBe('ci-agent');
+      // The kubelet rotates the token: the next call reads the new one.
+      writeFileSync(tokenFile, await project());
+      expect(
+        (
+          await requestOf(
+            (await viaFile.callTool({ name: 'docs__search', arguments: { query: 'ci 2' } })) as ToolResult,
+          )
+        ).agentId,
+      ).toBe('ci-agent');
+      expect(
+        (
+          await requestOf(
+            (await viaEnv.callTool({ name: 'docs__search', arguments: { query: 'ci' } })) as ToolResult,
+          )
+        ).agentId,
+      ).toBe('ci-agent');
+      // A token that does not verify fails closed: a tool error with the server's code, nothing forwarded.
+      writeFileSync(tokenFile, 'not-a-token');
+      const before = forwarded('search').length;
+      const refused = (await viaFile.callTool({
+        name: 'docs__search',
+        arguments: { query: 'ci 3' },
+      })) as ToolResult;
+      expect(refused.isError).toBe(true);
+      expect(errorOf(refused).code).toMatch(/^CS_(TOKEN_INVALID|UNAUTHENTICATED)$/);
+      expect(forwarded('search')).toHaveLength(before);
+    } finally {
+      delete process.env.CS_GATEWAY_TEST_TOKEN;
+      await viaFile.close();
+      await viaEnv.close();
+      await served.close();
+      await workload.close();
+    }
+  });
+
   it('a 2026-07-28 client (version negotiation) is served per request, with the same checks', async () => {
     const modern = new Client(
       { name: 'modern-client', version: '2.4.0' },
@@ -505,6 +604,21 @@ describe('MCP gateway', () => {
         arguments: { repo: 'acme/payments' },
       })) as ToolResult;
       expect(errorOf(denied).code).toBe('CS_DENIED');
+
+      const controller = new AbortController();
+      const call = modern.callTool(
+        {
+          name: 'github__create_pr',
+          arguments: { repo: 'acme/payments', branch: 'main', title: 'Modern cancel' },
+        },
+        { signal: controller.signal, timeout: 60_000 },
+      );
+      const id = await pendingId();
+      controller.abort('changed my mind');
+      await expect(call).rejects.toThrow();
+      for (let i = 0; i < 100 && (await statusOf(id)) === 'pending'; i++)
+        await new Promise((r) => setTimeout(r, 50));
+      expect(await statusOf(id)).toBe('withdrawn');
     } finally {
       await modern.close();
     }
@@ -542,6 +656,7 @@ upstreams:
 stdio: { agent: coder }
 `,
     );
+    let leaseId: string | null = null;
     const local = new Client({ name: 'local-client', version: '2.0.0' });
     await local.connect(
       new StdioClientTransport({
@@ -564,8 +679,16 @@ stdio: { agent: coder }
       expect(errorOf(denied).code).toBe('CS_DENIED');
       const req = await requestOf(ok);
       expect(JSON.parse(req!.canonical).context.tool_call.client).toBe('local-client/2.0.0');
+      leaseId = req.leaseId;
+      expect(leaseId).toMatch(/^lease_/);
     } finally {
       await local.close();
     }
+    // The client went away: the session's task is completed, which revokes its leases.
+    const leaseStatus = async () =>
+      (await live.server.deps.ctx.store.read((tx) => tx.getLease(leaseId!)))?.status;
+    for (let i = 0; i < 100 && (await leaseStatus()) !== 'revoked'; i++)
+      await new Promise((r) => setTimeout(r, 50));
+    expect(await leaseStatus()).toBe('revoked');
   });
 });

@@ -10,13 +10,16 @@ import { describe, expect, it } from 'vitest';
 import {
   CountersignError,
   canonicalJson,
+  checkToolCall,
   jsonDepth,
   MAX_JSON_DEPTH,
   portableSha256Hex,
   REQUEST_DIGEST_TAG,
   requestDigest,
   sha256Hex,
+  TOOL_CALL_TAG,
   taggedDigest,
+  toolCallDigest,
   useSha256,
 } from '../src/index.js';
 
@@ -442,5 +445,74 @@ describe('one SHA-256, whichever implementation computes it', () => {
     } finally {
       useSha256(portableSha256Hex);
     }
+  });
+});
+
+describe('MCP tool call digest (A3: an approval binds to the exact call)', () => {
+  it('is SHA-256 over the tag and JCS of { server, tool, arguments }, whatever the key order', () => {
+    const a = toolCallDigest('github', 'create_pr', { title: 'x', repo: 'acme/payments', n: 1 });
+    const b = toolCallDigest('github', 'create_pr', { n: 1, repo: 'acme/payments', title: 'x' });
+    expect(a).toEqual(b);
+    expect(a.canonical).toBe('{"n":1,"repo":"acme/payments","title":"x"}');
+    const whole =
+      '{"arguments":{"n":1,"repo":"acme/payments","title":"x"},"server":"github","tool":"create_pr"}';
+    expect(a.digest).toBe(
+      `sha256:${createHash('sha256')
+        .update(TOOL_CALL_TAG + whole)
+        .digest('hex')}`,
+    );
+  });
+
+  it('A3 any change of server, tool or any argument changes the digest', () => {
+    fc.assert(
+      fc.property(
+        fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 3 })),
+        fc.string({ minLength: 1, maxLength: 8 }),
+        fc.jsonValue({ maxDepth: 2 }),
+        (args, key, value) => {
+          const before = toolCallDigest('github', 'create_pr', args).digest;
+          const changed = { ...args, [key]: value };
+          if (canonicalJson(changed) !== canonicalJson(args))
+            expect(toolCallDigest('github', 'create_pr', changed).digest).not.toBe(before);
+          expect(toolCallDigest('github', 'create_prs', args).digest).not.toBe(before);
+          expect(toolCallDigest('gitlab', 'create_pr', args).digest).not.toBe(before);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('checkToolCall refuses non-canonical text and a digest that is not its own, with codes', () => {
+    const { canonical, digest } = toolCallDigest('docs', 'search', { query: 'q' });
+    expect(() =>
+      checkToolCall({ server: 'docs', tool: 'search', arguments: canonical, call_digest: digest }),
+    ).not.toThrow();
+    const code = (f: () => void) => {
+      try {
+        f();
+      } catch (error) {
+        expect(error).toBeInstanceOf(CountersignError);
+        return (error as CountersignError).code;
+      }
+      return null;
+    };
+    expect(
+      code(() =>
+        checkToolCall({ server: 'docs', tool: 'search', arguments: '{ "query": "q" }', call_digest: digest }),
+      ),
+    ).toBe('CS_INVALID_REQUEST');
+    expect(
+      code(() =>
+        checkToolCall({ server: 'docs', tool: 'search', arguments: 'not json', call_digest: digest }),
+      ),
+    ).toBe('CS_INVALID_REQUEST');
+    expect(
+      code(() => checkToolCall({ server: 'docs', tool: 'read', arguments: canonical, call_digest: digest })),
+    ).toBe('CS_ARGUMENTS_DIGEST_MISMATCH');
+    expect(
+      code(() =>
+        checkToolCall({ server: 'docs', tool: 'search', arguments: '{"query":"r"}', call_digest: digest }),
+      ),
+    ).toBe('CS_ARGUMENTS_DIGEST_MISMATCH');
   });
 });

@@ -261,7 +261,7 @@ export class McpGateway {
         },
       },
       ...(call.ttlSeconds !== undefined ? { ttl_seconds: call.ttlSeconds } : {}),
-    } as AccessRequestParams;
+    };
   }
 
   #remember(session: GatewaySession, call: PreparedCall, summary: string): void {
@@ -281,12 +281,13 @@ export class McpGateway {
       arguments?: Record<string, unknown> | undefined;
       _meta?: Record<string, unknown> | undefined;
     },
-    ctx: Pick<ServerContext['mcpReq'], 'signal' | 'notify'>,
+    ctx: Pick<ServerContext['mcpReq'], 'signal' | 'notify' | '_meta'>,
   ): Promise<CallToolResult> {
     const prepared = this.#prepare(params.name, params.arguments);
     if ('refused' in prepared) return prepared.refused;
     const { call } = prepared;
-    const meta = params._meta ?? {};
+    // The SDK may lift reserved keys (progressToken among them) out of params._meta into the context.
+    const meta: Record<string, unknown> = { ...ctx._meta, ...params._meta };
     const client = this.client(session.agent);
     const progressToken = meta.progressToken as string | number | undefined;
 

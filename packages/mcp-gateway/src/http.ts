@@ -21,8 +21,12 @@ import {
 import type { GatewayConfig } from './config.js';
 import type { GatewaySession, McpGateway } from './gateway.js';
 
-/** Sessions held at once; beyond this a new `initialize` is refused (503) rather than eating memory. */
+/**
+ * Sessions held at once. When full, sessions idle for SESSION_IDLE_MS are ended (their task
+ * completed) to make room; if none is, a new `initialize` is refused (503) rather than eating memory.
+ */
 export const MAX_SESSIONS = 1000;
+export const SESSION_IDLE_MS = 30 * 60_000;
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
 
 type Route = NonNullable<GatewayConfig['http']>['routes'][number];
@@ -31,6 +35,7 @@ interface LegacySession {
   readonly route: string;
   readonly session: GatewaySession;
   readonly transport: WebStandardStreamableHTTPServerTransport;
+  lastSeen: number;
 }
 
 function jsonError(status: number, code: string, message: string): Response {
@@ -50,7 +55,19 @@ export interface GatewayHttpHandler {
   close(): Promise<void>;
 }
 
-export function createGatewayHttpHandler(gateway: McpGateway): GatewayHttpHandler {
+export interface GatewayHttpOptions {
+  /** Sessions held at once (default MAX_SESSIONS). */
+  readonly maxSessions?: number;
+  /** Idle time after which a session may be ended to make room (default SESSION_IDLE_MS). */
+  readonly sessionIdleMs?: number;
+}
+
+export function createGatewayHttpHandler(
+  gateway: McpGateway,
+  options: GatewayHttpOptions = {},
+): GatewayHttpHandler {
+  const maxSessions = options.maxSessions ?? MAX_SESSIONS;
+  const idleMs = options.sessionIdleMs ?? SESSION_IDLE_MS;
   const http = gateway.config.http;
   if (!http) throw new TypeError('the config has no http section');
   const loopback = LOOPBACK.has(http.host);
@@ -64,21 +81,33 @@ export function createGatewayHttpHandler(gateway: McpGateway): GatewayHttpHandle
     });
   }
 
+  async function endIdleSessions(): Promise<void> {
+    const idleSince = Date.now() - idleMs;
+    for (const [id, held] of sessions) {
+      if (held.lastSeen > idleSince) continue;
+      sessions.delete(id);
+      await held.transport.close().catch(() => {});
+      await gateway.endSession(held.session);
+    }
+  }
+
   async function legacy(route: Route, request: Request): Promise<Response> {
     const sid = request.headers.get('mcp-session-id');
     if (sid) {
       const held = sessions.get(sid);
       if (!held || held.route !== route.path) return jsonError(404, 'CS_NOT_FOUND', 'no such MCP session');
+      held.lastSeen = Date.now();
       return held.transport.handleRequest(request);
     }
     if (request.method !== 'POST')
       return jsonError(400, 'CS_INVALID_REQUEST', 'an MCP session starts with initialize');
-    if (sessions.size >= MAX_SESSIONS) return jsonError(503, 'CS_UNAVAILABLE', 'too many MCP sessions');
+    if (sessions.size >= maxSessions) await endIdleSessions();
+    if (sessions.size >= maxSessions) return jsonError(503, 'CS_UNAVAILABLE', 'too many MCP sessions');
     const session = gateway.newSession(route.agent);
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => session.id,
       onsessioninitialized: (id) => {
-        sessions.set(id, { route: route.path, session, transport });
+        sessions.set(id, { route: route.path, session, transport, lastSeen: Date.now() });
       },
       onsessionclosed: async (id) => {
         sessions.delete(id);
@@ -134,10 +163,13 @@ export interface RunningHttpGateway {
 }
 
 /** Serves the HTTP routes on the configured host and port (port 0: any free port). */
-export async function listenHttp(gateway: McpGateway): Promise<RunningHttpGateway> {
+export async function listenHttp(
+  gateway: McpGateway,
+  options: GatewayHttpOptions = {},
+): Promise<RunningHttpGateway> {
   const http = gateway.config.http;
   if (!http) throw new TypeError('the config has no http section');
-  const handler = createGatewayHttpHandler(gateway);
+  const handler = createGatewayHttpHandler(gateway, options);
   const server = serve({ fetch: handler.fetch, port: http.port, hostname: http.host });
   await new Promise<void>((resolve, reject) => {
     server.once('listening', () => resolve());

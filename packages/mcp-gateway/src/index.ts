@@ -21,9 +21,11 @@ export {
 export {
   createGatewayHttpHandler,
   type GatewayHttpHandler,
+  type GatewayHttpOptions,
   listenHttp,
   MAX_SESSIONS,
   type RunningHttpGateway,
+  SESSION_IDLE_MS,
 } from './http.js';
 export { mapResource, ResourceMappingError } from './resource.js';
 export { type RunningStdioGateway, serveGatewayStdio } from './stdio.js';

@@ -61,6 +61,16 @@ export interface AccessRequestParams {
       summary?: string;
     }>;
     readonly model_output?: string;
+    /** The MCP tool call this request stands for (the MCP gateway sets it): see docs/mcp-gateway.md. */
+    readonly tool_call?: {
+      readonly server: string;
+      readonly tool: string;
+      /** RFC 8785 canonical JSON of the arguments. */
+      readonly arguments: string;
+      readonly call_digest: string;
+      readonly session?: string;
+      readonly client?: string;
+    };
   };
   readonly ttl_seconds?: number;
 }
