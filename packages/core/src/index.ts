@@ -26,6 +26,13 @@ export {
   GENESIS_HASH,
   verifyAuditChain,
 } from './audit.js';
+export {
+  type BacktestChange,
+  type BacktestReport,
+  backtest,
+  type OutcomeChange,
+  recordedPolicyInput,
+} from './backtest.js';
 export { type CatalogEntryInput, ISSUER_NAME, ResourceCatalog, UNCATALOGUED } from './catalog.js';
 export {
   type CheckpointSettings,
@@ -178,6 +185,7 @@ export {
   validateAgentId,
   validateName,
 } from './usecases/agents.js';
+export { backtestCandidate } from './usecases/backtest-candidate.js';
 export {
   type CastVoteInput,
   castVote,

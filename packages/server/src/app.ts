@@ -4,6 +4,7 @@
  */
 
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import {
   type Clock,
   type CountersignError,
@@ -18,7 +19,7 @@ import {
   taggedDigest,
   useSha256,
 } from '@countersign/core';
-import { policyEngineFromDirectory } from '@countersign/policy';
+import { type CedarPolicyEngine, policyEngineFromDirectory } from '@countersign/policy';
 import { Hono } from 'hono';
 import pino from 'pino';
 import { loadCatalogFile, type ServerConfig } from './config.js';
@@ -78,6 +79,12 @@ export interface ServerDeps {
   readonly vault: SecretVault;
   /** The credential proxy's upstreams by name (routes/proxy.ts). */
   readonly proxyUpstreams: ReadonlyMap<string, ProxyUpstream>;
+  /** The policy sets of this process: the shadow candidate, and an in-process reload. */
+  readonly policies: {
+    readonly candidate: () => CedarPolicyEngine | null;
+    readonly candidateError: () => string | null;
+    readonly reload: () => { version: string; policyCount: number };
+  };
   /** How the proxy resolves upstream names (a stub in tests). */
   readonly resolver: Resolver;
   /** Why the server cannot decide right now, or null when ready. */
@@ -203,6 +210,39 @@ export async function createServer(
     };
   }
 
+  // Shadow mode (issue 8): a candidate set beside the active one, never enforced. A candidate
+  // that does not load only turns shadow mode off (and says so): it decides nothing.
+  let candidate: CedarPolicyEngine | null = null;
+  let candidateError: string | null = null;
+  const loadCandidate = () => {
+    candidate = null;
+    candidateError = null;
+    const dir = config.candidatePolicyDir;
+    if (dir === null || !existsSync(dir)) return;
+    try {
+      candidate = policyEngineFromDirectory(dir, config.schemaFile);
+    } catch (error) {
+      candidateError = (error as Error).message;
+      log.error(
+        { err: candidateError },
+        'the shadow candidate policy set failed to load: shadow mode is off',
+      );
+    }
+  };
+  loadCandidate();
+  /**
+   * Reloads the active set (and the candidate) from disk in this process, as after adopting
+   * a suggested policy. A set that does not load leaves the previous one in force.
+   */
+  const reloadPolicies = () => {
+    const cedar = policyEngineFromDirectory(config.policyDir, config.schemaFile);
+    engine = instrumentPolicy(cedar, metrics);
+    policyCount = cedar.policyCount;
+    policyError = null;
+    loadCandidate();
+    return { version: cedar.version, policyCount: cedar.policyCount };
+  };
+
   // Sealed secrets' master key: from the environment or a key file, never from the store.
   let masterKey: MasterKey | null = null;
   let masterKeyProblem: string | null = null;
@@ -237,6 +277,7 @@ export async function createServer(
     store,
     clock,
     policy: () => engine,
+    candidatePolicy: () => candidate,
     catalog: () => catalog,
     issuers,
     receipts: receiptSigner({ issuer: config.issuer, key: signingKey, clock }),
@@ -290,6 +331,7 @@ export async function createServer(
     reaper,
     vault,
     proxyUpstreams: upstreams,
+    policies: { candidate: () => candidate, candidateError: () => candidateError, reload: reloadPolicies },
     resolver: overrides.resolver ?? systemResolver,
     unready: () => {
       if (policyError) return `policy set failed to load: ${policyError}`;
