@@ -149,6 +149,12 @@ export {
   type RiskWeights,
 } from './risk.js';
 export type { LeaseFilter, LeaseSelector, ReadMethods, Store, StoreTx } from './store-port.js';
+export {
+  mineSuggestions,
+  SUGGESTION_MIN_APPROVALS,
+  type SuggestedPolicy,
+  suggestionText,
+} from './suggest.js';
 export { hasBidiControls, hasInvisibleCharacters, isSuspiciousText } from './text.js';
 export {
   ACTION_CLASSES,
@@ -177,6 +183,7 @@ export {
   type StoreUnitName,
   type StoreUnitResult,
 } from './units.js';
+export { ADOPTION_CHALLENGE_TAG, adoptionChallenge, adoptPolicy } from './usecases/adopt-policy.js';
 export {
   listUnusedAgents,
   type RegisterAgentInput,
