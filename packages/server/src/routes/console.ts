@@ -368,7 +368,10 @@ export function consoleRoutes(deps: ServerDeps): Hono {
       record.deadlineAt > now &&
       !votes.some((v) => v.reviewerId === reviewer.id)
     )
-      await recordEvidenceView({ ctx, input: { requestId: record.id, reviewerId: reviewer.id } });
+      // Best effort: the evidence stays readable when the store refuses writes (R6).
+      await recordEvidenceView({ ctx, input: { requestId: record.id, reviewerId: reviewer.id } }).catch(
+        (error) => deps.log.warn({ err: (error as Error).message }, 'could not record an evidence view'),
+      );
     const voters = new Map<string, string>();
     for (const v of votes)
       voters.set(
