@@ -655,7 +655,7 @@ export function consoleRoutes(deps: ServerDeps): Hono {
     const found = (await suggestionsFor(c)).find((s) => s.policy.id === policyId);
     if (!found)
       throw new CountersignError('CS_NOT_FOUND', 'no such suggestion (it may be adopted or no longer hold)');
-    const expected = b64url(
+    const expectedAdoption = b64url(
       adoptionChallenge({
         policyId,
         textSha256: found.policy.textSha256,
@@ -672,7 +672,7 @@ export function consoleRoutes(deps: ServerDeps): Hono {
         : null;
     if (!credential || credential.reviewerId !== reviewer.id)
       assertionInvalid('this passkey is not registered to you');
-    const verified = await verifyAssertion(response, expected, credential);
+    const verified = await verifyAssertion(response, expectedAdoption, credential);
     await adoptPolicy({
       ctx,
       input: {
