@@ -12,7 +12,7 @@ describe('npm run simulate (small)', () => {
   it('fewer requests reach a person after adopting the suggestions, and none of them allows a hostile request', () => {
     const r = spawnSync(
       process.execPath,
-      ['--import', 'tsx', 'scripts/simulate.ts', '--requests', '400', '--seed', '3', '--json'],
+      ['--import', 'tsx', 'scripts/simulate.ts', '--requests', '250', '--seed', '3', '--json'],
       { cwd: resolve(import.meta.dirname, '..'), encoding: 'utf8', timeout: 150_000 },
     );
     expect(r.status, r.stderr).toBe(0);
