@@ -44,6 +44,17 @@ export interface ToolCall {
   summary?: string | null;
 }
 
+export interface McpToolCall {
+  server: string;
+  tool: string;
+  /** RFC 8785 canonical JSON of the arguments: exactly what the digest covers. */
+  arguments: string;
+  /** SHA-256 over server, tool and arguments. */
+  call_digest: string;
+  session?: string | null;
+  client?: string | null;
+}
+
 export interface EvidencePack {
   request_id: string;
   status: RequestStatus;
@@ -77,6 +88,8 @@ export interface EvidencePack {
     on_behalf_of: string | null;
     tool_chain: ToolCall[];
     model_output: string | null;
+    /** The MCP tool call, when the request came through the MCP gateway. */
+    tool_call: McpToolCall | null;
     environment: string | null;
     ttl_seconds: number | null;
   };

@@ -7,6 +7,7 @@ import { auditVerify } from './commands/audit.js';
 import { demoCommand } from './commands/demo.js';
 import { initHome } from './commands/init.js';
 import { leaseList, leaseRevoke } from './commands/lease.js';
+import { mcpGatewayCommand } from './commands/mcp-gateway.js';
 import { formatBacktest, policyBacktest, policyTest, policyValidate } from './commands/policy.js';
 import { receiptVerify } from './commands/receipt.js';
 import { clientFor, requestCommand } from './commands/request.js';
@@ -85,6 +86,32 @@ export function buildProgram(exit: { code: number }): Command {
         };
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
+      });
+    });
+
+  program
+    .command('mcp-gateway')
+    .description('run the MCP gateway: every tools/call passes the checkpoint (stdio and/or Streamable HTTP)')
+    .requiredOption('--config <file>', 'gateway config (YAML), see docs/mcp-gateway.md')
+    .addOption(new Option('--only <transport>', 'serve only one transport').choices(['stdio', 'http']))
+    .action(async (o: { config: string; only?: 'stdio' | 'http' }) => {
+      let running: Awaited<ReturnType<typeof mcpGatewayCommand>>;
+      try {
+        running = await mcpGatewayCommand({ config: o.config, ...(o.only ? { only: o.only } : {}) });
+      } catch (error) {
+        const e = error as { name?: string; code?: string; message?: string };
+        if (e.name !== 'GatewayError') throw error;
+        process.stderr.write(`error ${e.code}: ${e.message}\n`);
+        exit.code = 1;
+        return;
+      }
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          running.close().then(resolve, resolve);
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        running.stdioClosed.then(stop);
       });
     });
 

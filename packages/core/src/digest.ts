@@ -88,3 +88,49 @@ export function requestDigest(decisionFields: unknown): string {
 export function requestDigestOfCanonical(canonical: string): string {
   return `sha256:${sha256Hex(REQUEST_DIGEST_TAG + canonical)}`;
 }
+
+/** Domain separation for the digest of one MCP tool call. */
+export const TOOL_CALL_TAG = 'countersign/mcp-call/v1\0';
+
+/**
+ * The canonical JSON of a tool call's arguments, and the call digest: SHA-256 over the
+ * upstream server, the tool and the arguments. What an approval of an MCP tool call binds
+ * to (the MCP gateway sends both; THREATS.md A3).
+ */
+export function toolCallDigest(
+  server: string,
+  tool: string,
+  args: unknown,
+): { canonical: string; digest: string } {
+  const canonical = canonicalJson(args ?? {});
+  const whole = canonicalJson({ server, tool, arguments: args ?? {} });
+  return { canonical, digest: `sha256:${sha256Hex(TOOL_CALL_TAG + whole)}` };
+}
+
+/**
+ * Checks that a tool call's `arguments` text is canonical JSON and that `call_digest` is the
+ * digest of this server, tool and arguments, so what the reviewer reads is what the digest names.
+ */
+export function checkToolCall(toolCall: {
+  server: string;
+  tool: string;
+  arguments: string;
+  call_digest: string;
+}): void {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(toolCall.arguments);
+  } catch {
+    throw new CountersignError('CS_INVALID_REQUEST', 'tool_call.arguments is not JSON');
+  }
+  const { canonical, digest } = toolCallDigest(toolCall.server, toolCall.tool, parsed);
+  if (canonical !== toolCall.arguments) {
+    throw new CountersignError('CS_INVALID_REQUEST', 'tool_call.arguments is not RFC 8785 canonical JSON');
+  }
+  if (digest !== toolCall.call_digest) {
+    throw new CountersignError(
+      'CS_ARGUMENTS_DIGEST_MISMATCH',
+      'tool_call.call_digest is not the digest of tool_call.server, tool and arguments',
+    );
+  }
+}

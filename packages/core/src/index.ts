@@ -43,6 +43,7 @@ export {
 } from './checkpoint.js';
 export {
   canonicalJson,
+  checkToolCall,
   jsonDepth,
   MAX_JSON_DEPTH,
   portableSha256Hex,
@@ -51,7 +52,9 @@ export {
   requestDigestOfCanonical,
   type Sha256Hex,
   sha256Hex,
+  TOOL_CALL_TAG,
   taggedDigest,
+  toolCallDigest,
   useSha256,
 } from './digest.js';
 export { parseDuration } from './duration.js';
@@ -132,6 +135,7 @@ export {
   type ResourcePattern,
 } from './resource.js';
 export {
+  assertToolCallDigest,
   DECISION_CHALLENGE_TAG,
   type DecisionChallengeInput,
   decisionChallenge,
@@ -139,6 +143,7 @@ export {
   requestClaims,
   type Tally,
   tally,
+  toolCallOf,
 } from './review.js';
 export {
   assessRisk,
@@ -164,6 +169,7 @@ export {
   type AgentStatus,
   type Decision,
   type DeterminingPolicy,
+  type McpToolCallClaim,
   type Obligations,
   type Outcome,
   type RequestStatus,

@@ -5,7 +5,9 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { utf8ToBytes } from '@noble/hashes/utils.js';
 import { canonicalJson } from './digest.js';
+import { CountersignError } from './errors.js';
 import type { AccessRequestRecord, AgentRecord, ReviewerRecord, Verdict, VoteRecord } from './records.js';
+import type { McpToolCallClaim } from './types.js';
 
 /** Domain separation for decision challenges: never confusable with a request digest. */
 export const DECISION_CHALLENGE_TAG = 'countersign/approve/v1\0';
@@ -46,12 +48,42 @@ export function decisionChallenge(input: DecisionChallengeInput): Uint8Array {
 /** The claims of a request, as the agent sent them (for the evidence pack and SoD). */
 export function requestClaims(record: AccessRequestRecord): {
   intent: { purpose: string; task_id: string; ticket?: string };
-  context: { environment?: string; on_behalf_of?: string; tool_chain?: unknown[]; model_output?: string };
+  context: {
+    environment?: string;
+    on_behalf_of?: string;
+    tool_chain?: unknown[];
+    model_output?: string;
+    tool_call?: McpToolCallClaim;
+  };
   ttl_seconds: number | null;
   resource_facts: Record<string, unknown>;
   action_class: string;
 } {
   return JSON.parse(record.canonical);
+}
+
+/** The MCP tool call a request stands for, or null (read from its canonical claims). */
+export function toolCallOf(record: AccessRequestRecord): McpToolCallClaim | null {
+  if (!record.canonical.includes('"tool_call":')) return null;
+  return requestClaims(record).context.tool_call ?? null;
+}
+
+/**
+ * An approved MCP tool call is delivered only to a read naming the same call digest: an
+ * approval never lets through a call with other arguments, another tool or another server
+ * (THREATS.md A3). Checked before the one-shot credential is handed over, so a mismatched
+ * attempt does not use up the approval.
+ */
+export function assertToolCallDigest(record: AccessRequestRecord, callDigest: string): void {
+  const call = toolCallOf(record);
+  if (!call || call.call_digest !== callDigest) {
+    throw new CountersignError(
+      'CS_ARGUMENTS_MISMATCH',
+      call
+        ? 'this request was reviewed for another tool call (other server, tool or arguments)'
+        : 'this request is not an MCP tool call',
+    );
+  }
 }
 
 /**

@@ -54,8 +54,20 @@ export interface AccessRequestInput {
     readonly on_behalf_of?: string | undefined;
     readonly tool_chain?: readonly ToolCall[] | undefined;
     readonly model_output?: string | undefined;
+    /** The MCP tool call this request stands for, when the MCP gateway sent it. */
+    readonly tool_call?: McpToolCallClaim | undefined;
   };
   readonly ttl_seconds?: number | undefined;
+}
+
+/** An MCP tool call as the gateway describes it; `arguments` is RFC 8785 canonical JSON. */
+export interface McpToolCallClaim {
+  readonly server: string;
+  readonly tool: string;
+  readonly arguments: string;
+  readonly call_digest: string;
+  readonly session?: string | undefined;
+  readonly client?: string | undefined;
 }
 
 /** Operator-owned facts about a resource. The agent's claims never override these. */

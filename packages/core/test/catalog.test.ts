@@ -82,7 +82,7 @@ describe('the example catalog', () => {
     for (const uri of [
       'postgres://production/x', // not prod/*: no prefix matching
       'postgres://db1/app/public.invoices',
-      'github://acme/payments@main',
+      'gitlab://acme/payments@main',
       's3://partner-acme/private/x', // only shared/* is catalogued
       's3://partner-acme-evil/shared/x',
       'postgres://prod', // prod/* needs at least one segment below prod

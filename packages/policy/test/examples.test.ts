@@ -335,6 +335,22 @@ const cases: Case[] = [
     expected: deny('forbid-secret-export-non-owner', 'forbid-staging-agent-on-production'),
   },
   {
+    name: 'an MCP tool call writing to a production repository goes to the platform on-call',
+    action: 'write',
+    agent: prodAgent,
+    uri: 'github://acme/payments@main',
+    facts: { ...USERS_FACTS, owner: 'platform' },
+    expected: review('platform-oncall', ['review-production-change-platform']),
+  },
+  {
+    name: 'deleting a repository through an MCP tool is forbidden, whatever would review it',
+    action: 'delete',
+    agent: prodAgent,
+    uri: 'github://acme/payments',
+    facts: { ...USERS_FACTS, owner: 'platform' },
+    expected: deny('forbid-repository-deletion'),
+  },
+  {
     name: "the 'other' action class has no permit (default deny)",
     action: 'other',
     agent: appAgent,
@@ -371,7 +387,7 @@ describe('example policy files', () => {
   const [, engine] = engines[0]!;
 
   it('load, validate against the schema and carry an @id and a @reason on every policy', () => {
-    expect(engine.policyCount).toBe(12);
+    expect(engine.policyCount).toBe(13);
     for (const policy of engine.policies) {
       expect(policy.annotations.id, policy.id).toBe(policy.id);
       expect(policy.annotations.reason, policy.id).toMatch(/\S/);

@@ -543,7 +543,7 @@ describe('policy directories', () => {
     expect(result).toEqual({
       ok: true,
       version: policyEngineFromDirectory(EXAMPLES_DIR, SCHEMA_PATH).version,
-      policyCount: 12,
+      policyCount: 13,
     });
   });
 

@@ -3,6 +3,8 @@ export {
   AccessRequestBodySchema,
   identifier,
   LIMITS,
+  type McpToolCall,
+  McpToolCallSchema,
   ToolCallSchema,
   text,
   WaitQuerySchema,

@@ -15,6 +15,8 @@ export const LIMITS = {
   resource: 512,
   maxTtlSeconds: 86_400,
   maxWaitSeconds: 60,
+  /** The canonical JSON of one MCP tool call's arguments, as the reviewer reads it. */
+  toolArguments: 16 * 1024,
 } as const;
 
 // C0 controls other than tab, newline and carriage return, and DEL: never in agent text.
@@ -43,6 +45,22 @@ export const ToolCallSchema = z.strictObject({
   summary: text(LIMITS.summary).optional(),
 });
 
+/**
+ * The MCP tool call a request stands for (set by the MCP gateway): which upstream server and
+ * tool, the arguments as RFC 8785 canonical JSON, and the digest of all three. All of it is inside the
+ * request digest, so an approval binds to these exact arguments (THREATS.md A3); the server
+ * checks that the digest is the arguments' own.
+ */
+export const McpToolCallSchema = z.strictObject({
+  server: identifier,
+  tool: identifier,
+  arguments: text(LIMITS.toolArguments),
+  call_digest: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256:<64 hex digits>'),
+  session: identifier.optional(),
+  client: text(LIMITS.identifier).optional(),
+});
+export type McpToolCall = z.infer<typeof McpToolCallSchema>;
+
 export const AccessRequestBodySchema = z.strictObject({
   action: z.string().min(1).max(LIMITS.identifier),
   resource: z.string().min(1).max(LIMITS.resource),
@@ -57,6 +75,7 @@ export const AccessRequestBodySchema = z.strictObject({
       on_behalf_of: identifier.optional(),
       tool_chain: z.array(ToolCallSchema).max(LIMITS.toolChain).optional(),
       model_output: text(LIMITS.modelOutput).optional(),
+      tool_call: McpToolCallSchema.optional(),
     })
     .default({}),
   ttl_seconds: z.number().int().min(1).max(LIMITS.maxTtlSeconds).optional(),

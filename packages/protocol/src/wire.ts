@@ -91,6 +91,15 @@ export interface AccessRequestWire {
   readonly review: { readonly reviewer_group: string | null; readonly deadline_at: string } | null;
   readonly lease_id: string | null;
   readonly decision: DecisionWire;
+  /**
+   * The MCP tool call this request stands for (server, tool, call digest), when the MCP
+   * gateway sent it: a gateway redeeming an approval compares it with the call in hand.
+   */
+  readonly tool_call?: {
+    readonly server: string;
+    readonly tool: string;
+    readonly call_digest: string;
+  };
   readonly credential?: CredentialWire;
   /** The approval receipt (a compact JWS), once the request is allowed after review. */
   readonly receipt?: string;

@@ -270,9 +270,19 @@ export class CountersignClient {
     ) as Promise<AccessRequestWire>;
   }
 
-  /** Reads a request, waiting up to `waitSeconds` (max 60) for it to leave `pending`. */
-  getRequest(id: string, waitSeconds = 0, signal?: AbortSignal): Promise<AccessRequestWire> {
-    const path = `/v1/access-requests/${encodeURIComponent(id)}?wait=${waitSeconds}`;
+  /**
+   * Reads a request, waiting up to `waitSeconds` (max 60) for it to leave `pending`. With
+   * `callDigest` (an MCP tool call's digest) the server answers CS_ARGUMENTS_MISMATCH, and
+   * hands over nothing, unless the request stands for exactly that call.
+   */
+  getRequest(
+    id: string,
+    waitSeconds = 0,
+    signal?: AbortSignal,
+    options: { callDigest?: string } = {},
+  ): Promise<AccessRequestWire> {
+    const digest = options.callDigest ? `&call_digest=${encodeURIComponent(options.callDigest)}` : '';
+    const path = `/v1/access-requests/${encodeURIComponent(id)}?wait=${waitSeconds}${digest}`;
     return this.#json('GET', path, undefined, {}, signal) as Promise<AccessRequestWire>;
   }
 

@@ -1,4 +1,4 @@
-import type { AccessRequestRecord, LeaseRecord } from '@countersign/core';
+import { type AccessRequestRecord, type LeaseRecord, toolCallOf } from '@countersign/core';
 import type { AccessRequestWire, CredentialWire } from '@countersign/protocol';
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -39,8 +39,15 @@ export function accessRequestView(
       request_digest: record.digest,
       error_code: d.errorCode,
     },
+    ...toolCallView(record),
     ...(credential ? { credential: credential as unknown as CredentialWire } : {}),
   };
+}
+
+/** The MCP tool call a request stands for (only if it has one). */
+function toolCallView(record: AccessRequestRecord): Pick<AccessRequestWire, 'tool_call'> {
+  const call = toolCallOf(record);
+  return call ? { tool_call: { server: call.server, tool: call.tool, call_digest: call.call_digest } } : {};
 }
 
 /**

@@ -30,6 +30,7 @@ import {
 } from '@countersign/core';
 import type { Kysely, Selectable } from 'kysely';
 import { type Executor, UniqueViolation } from './executor.js';
+import { failpoint } from './failpoint.js';
 import type { Database } from './schema.js';
 
 type Row<T extends keyof Database> = Selectable<Database[T]>;
@@ -366,6 +367,7 @@ export class SqlTx implements StoreTx {
         .onConflict((oc) => oc.columns(['issuer', 'token_id']).doNothing())
         .compile(),
     );
+    failpoint('unit.after-assertion');
     return r.changes === 1;
   }
 
@@ -626,6 +628,7 @@ export class SqlTx implements StoreTx {
         })
         .compile(),
     );
+    failpoint('unit.after-lease-insert');
   }
 
   async getLease(id: string) {
@@ -1458,6 +1461,8 @@ export class SqlTx implements StoreTx {
     } catch (error) {
       throw auditWriteFailed(error);
     }
+    // Events about a request only: start-up and background events never reach it.
+    if (input.requestId) failpoint('unit.after-audit-append');
   }
 
   /**

@@ -28,6 +28,7 @@ import {
 } from '@countersign/core';
 import BetterSqlite3 from 'better-sqlite3';
 import type { Kysely } from 'kysely';
+import { failpoint } from './failpoint.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import type { Database } from './schema.js';
 import { type IdSource, SqlTx, toAuditEvent } from './sql-store.js';
@@ -318,7 +319,10 @@ export class SqliteStore implements Store {
           outcomes.push({ ok: false, error });
         }
       }
+      const decision = batch.some((u) => u.kind === 'named' && u.name === 'commitAccessRequest');
+      if (decision) failpoint('store.before-commit');
       db.exec('COMMIT');
+      if (decision) failpoint('store.after-commit');
       return outcomes;
     } catch (error) {
       if (db.inTransaction) {

@@ -4,6 +4,7 @@ import {
   type DecisionResult,
   decideWithPasskey,
   type EvidencePack,
+  type McpToolCall,
   type ToolCall,
   type Verdict,
 } from '../api';
@@ -244,6 +245,42 @@ function SourceTag({ source }: { source: ToolCall['source'] }) {
   return <span className="badge badge-warn">source unknown</span>;
 }
 
+/** Indented for reading; the digest covers the canonical text, which `title` names. */
+function readableArguments(canonical: string): string {
+  try {
+    return JSON.stringify(JSON.parse(canonical), null, 2);
+  } catch {
+    return canonical;
+  }
+}
+
+function McpToolCallFact({ call }: { call: McpToolCall }) {
+  return (
+    <Fact label="MCP tool call (the call waits for your decision)" field="tool_call">
+      <div className="tool-call">
+        <div>
+          <span className="tool-label">Server</span> <Untrusted text={call.server} identifier />{' '}
+          <span className="tool-label">Tool</span> <Untrusted text={call.tool} identifier />
+        </div>
+        <div>
+          <span className="tool-label">Client</span> <Untrusted text={call.client} identifier />{' '}
+          <span className="tool-label">Session</span> <Untrusted text={call.session} identifier />
+        </div>
+        <div className="tool-arguments" data-field="tool_arguments">
+          <span className="tool-label">Arguments (exactly these: other arguments need another review)</span>
+          <Untrusted text={readableArguments(call.arguments)} limit={4000} />
+        </div>
+        <div>
+          <span className="tool-label">Call digest (server, tool, arguments)</span>{' '}
+          <code className="digest" data-field="tool_call_digest">
+            {call.call_digest}
+          </code>
+        </div>
+      </div>
+    </Fact>
+  );
+}
+
 function ClaimsSection({ pack }: { pack: EvidencePack }) {
   const { claims } = pack;
   return (
@@ -280,6 +317,7 @@ function ClaimsSection({ pack }: { pack: EvidencePack }) {
             formatDuration(claims.ttl_seconds)
           )}
         </Fact>
+        {claims.tool_call && <McpToolCallFact call={claims.tool_call} />}
         <Fact label="Tool chain (most recent last)" field="tool_chain">
           {claims.tool_chain.length === 0 ? (
             <span className="ut-empty">none reported</span>

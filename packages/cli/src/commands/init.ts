@@ -31,6 +31,14 @@ checkpoint:
   max_pending_per_agent: 10
 credentials:
   default_ttl: 15m
+# Action names beyond read/write/delete/admin/export/share: exact, or a prefix ending in *.
+# The MCP gateway names each tool call mcp:<upstream>:<tool> (docs/mcp-gateway.md).
+action_classes:
+  "mcp:github:*": write
+  "mcp:github:get_*": read
+  "mcp:github:list_*": read
+  "mcp:github:delete_*": delete
+  "mcp:docs:*": read
 introspection:
   # Resource servers that may introspect any lease: id and the SHA-256 (hex) of their secret.
   resource_servers: []

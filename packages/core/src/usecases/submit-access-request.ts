@@ -8,7 +8,7 @@
  */
 import type { AuditEventInput } from '../audit.js';
 import { denyForIssuer } from '../checkpoint.js';
-import { canonicalJson, requestDigestOfCanonical, sha256Hex } from '../digest.js';
+import { canonicalJson, checkToolCall, requestDigestOfCanonical, sha256Hex } from '../digest.js';
 import { CountersignError } from '../errors.js';
 import { evaluateAccessRequest, evaluatePolicyInput } from '../evaluate.js';
 import type { Grant, IssuedCredential } from '../issuer-port.js';
@@ -82,6 +82,8 @@ export async function submitAccessRequest({
     if (earlier) return existingFor(ctx, input.assertion, earlier, bodyHash);
   }
   // A completed task is refused inside the unit of work below, where it is authoritative.
+
+  if (request.context.tool_call) checkToolCall(request.context.tool_call);
 
   const engine = ctx.policy();
   const evaluation = evaluateAccessRequest(agent, request, engine, {

@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { CredentialPlan, Grant, IssuedCredential, Issuer } from '@countersign/core';
+import { failpoint } from '@countersign/store';
 import { SignJWT } from 'jose';
 import type { SigningKey } from '../keys.js';
 
@@ -70,6 +71,7 @@ export function accessTokenIssuer(options: AccessTokenOptions): Issuer {
         .setExpirationTime(Math.floor(grant.expiresAt / 1000))
         .setJti(jti)
         .sign(key.privateKey);
+      failpoint('issuer.after-sign');
       return {
         credential: {
           type: kind,

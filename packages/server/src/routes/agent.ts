@@ -1,5 +1,6 @@
 /** The agent API: ask, wait, withdraw, complete. Thin: validate, call a use case, map. */
 import {
+  assertToolCallDigest,
   CountersignError,
   canonicalJson,
   completeTask,
@@ -13,6 +14,7 @@ import {
   withdrawAccessRequest,
 } from '@countersign/core';
 import { AccessRequestBodySchema, identifier, WaitQuerySchema } from '@countersign/protocol';
+import { failpoint } from '@countersign/store';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import type { ServerDeps } from '../app.js';
@@ -53,6 +55,7 @@ export function agentRoutes(deps: ServerDeps): Hono {
         idempotencyKey: key,
       },
     });
+    failpoint('response.before-send');
     if (!result.replayed) deps.metrics.decisions.inc({ outcome: result.record.decision.outcome });
     if (result.replayed) c.header('Idempotent-Replayed', 'true');
     return c.json(accessRequestView(result.record, result.credential), result.replayed ? 200 : 201);
@@ -70,6 +73,9 @@ export function agentRoutes(deps: ServerDeps): Hono {
     await runUnit(ctx.store, 'consumeAssertion', who.assertion);
     const input = { agentId: who.agent.id, requestId };
     let record = await getAccessRequest({ ctx, input });
+    // `call_digest`: the MCP gateway redeeming an approval for the call in its hands.
+    const callDigest = c.req.query('call_digest');
+    if (callDigest !== undefined) assertToolCallDigest(record, callDigest);
     const until = ctx.clock.now() + waitSeconds * 1000;
     while (record.status === 'pending') {
       const now = ctx.clock.now();

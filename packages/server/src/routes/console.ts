@@ -414,6 +414,7 @@ export function consoleRoutes(deps: ServerDeps): Hono {
         on_behalf_of: claims.context.on_behalf_of ?? null,
         tool_chain: claims.context.tool_chain ?? [],
         model_output: claims.context.model_output ?? null,
+        tool_call: claims.context.tool_call ?? null,
         environment: claims.context.environment ?? null,
         ttl_seconds: claims.ttl_seconds,
       },
