@@ -282,6 +282,9 @@ async function main() {
   const server = await createServer(loadConfig({ home, port, issuer: base }), { logLevel: 'silent' });
   const http = serve({ fetch: server.app.fetch, port, hostname: 'localhost' });
   await new Promise<void>((ok) => http.once('listening', () => ok()));
+  // fetch keeps connections alive: a pause (mining) longer than Node's 5 s keep-alive would
+  // race the server closing them.
+  (http as unknown as { keepAliveTimeout: number }).keepAliveTimeout = 120_000;
   const log = (s: string) => process.stderr.write(`${s}\n`);
   try {
     const specs = agentSpecs();

@@ -36,6 +36,8 @@ export interface Suggestion {
 export interface SuggestionOptions {
   readonly sinceMs: number;
   readonly minApprovals?: number;
+  /** Only this suggestion (adoption checks one; the proof is the same). */
+  readonly only?: string;
 }
 
 /** Mines, validates and backtests; a suggestion without a clean proof is dropped. */
@@ -54,6 +56,7 @@ export async function computeSuggestions(
   const active = readPolicyDirectory(config.policyDir, config.schemaFile);
   const out: Suggestion[] = [];
   for (const policy of mined) {
+    if (options.only !== undefined && policy.id !== options.only) continue;
     if (active.policies.some((p) => p.name === `${policy.id}.cedar`)) continue; // adopted already
     let candidate: ReturnType<typeof loadPolicySet>;
     try {
@@ -64,8 +67,11 @@ export async function computeSuggestions(
     } catch {
       continue; // does not validate against the schema: never offered
     }
+    // The permit names one principal, one action class and one resource: it cannot be
+    // satisfied by any other request, so only that agent's requests on that resource can
+    // decide otherwise. Replaying just those is the same proof, without the rest.
     const report = backtest({
-      records,
+      records: records.filter((r) => r.agentId === policy.agentId && r.resource === policy.resource),
       candidate,
       checkpoint: ctx.checkpoint,
       riskSettings: ctx.risk,

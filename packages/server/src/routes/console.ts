@@ -562,9 +562,10 @@ export function consoleRoutes(deps: ServerDeps): Hono {
 
   // ---- suggested policies (issue 8) ---------------------------------------------------------
   const SUGGESTION_WINDOW_SECONDS = 30 * 86_400;
-  const suggestionsFor = (c: Context) =>
+  const suggestionsFor = (c: Context, only?: string) =>
     computeSuggestions(ctx, deps.config, {
       sinceMs: windowParam(c.req.query('window'), SUGGESTION_WINDOW_SECONDS) * 1000,
+      ...(only === undefined ? {} : { only }),
       ...(c.req.query('min_approvals')
         ? { minApprovals: Math.max(2, Math.min(1000, Number(c.req.query('min_approvals')) || 5)) }
         : {}),
@@ -590,7 +591,7 @@ export function consoleRoutes(deps: ServerDeps): Hono {
         'CS_NOT_ELIGIBLE',
         `only members of ${deps.config.policyAdminGroup} may adopt policies`,
       );
-    const found = (await suggestionsFor(c)).find((s) => s.policy.id === c.req.param('id'));
+    const found = (await suggestionsFor(c, c.req.param('id'))).find((s) => s.policy.id === c.req.param('id'));
     if (!found)
       throw new CountersignError('CS_NOT_FOUND', 'no such suggestion (it may be adopted or no longer hold)');
     if (found.policy.textSha256 !== value.text_sha256)
@@ -653,7 +654,7 @@ export function consoleRoutes(deps: ServerDeps): Hono {
       assertionInvalid('the challenge is unknown or for another policy');
     // The suggestion as it holds NOW: if its text or the active set changed since the options
     // were made, the assertion signs another value and fails.
-    const found = (await suggestionsFor(c)).find((s) => s.policy.id === policyId);
+    const found = (await suggestionsFor(c, policyId)).find((s) => s.policy.id === policyId);
     if (!found)
       throw new CountersignError('CS_NOT_FOUND', 'no such suggestion (it may be adopted or no longer hold)');
     const expectedAdoption = b64url(
