@@ -11,6 +11,7 @@ import { createServer, loadConfig } from '@countersign/server';
 import { exportJWK } from 'jose';
 import { initHome } from '../../packages/cli/src/commands/init.ts';
 import { AssertionPool } from '../lib/assertions.js';
+import { disablePendingCap } from '../lib/server.ts';
 
 const which = (process.argv[2] ?? 'allow') as 'allow' | 'deny' | 'review';
 const n = Number(process.argv[3] ?? 20_000);
@@ -23,6 +24,7 @@ const BODIES = {
 const bodyText = JSON.stringify(BODIES[which]);
 const home = mkdtempSync(join(tmpdir(), 'countersign-drive-'));
 await initHome({ home, dev: true });
+disablePendingCap(home);
 const server = await createServer(loadConfig({ home, port: 8787, issuer: 'http://localhost:8787' }), {
   logLevel: 'silent',
 });

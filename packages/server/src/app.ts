@@ -4,9 +4,10 @@
  */
 
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import {
   type Clock,
-  type CountersignError,
+  CountersignError,
   type DomainContext,
   expireReviews,
   type PolicyEngine,
@@ -18,7 +19,7 @@ import {
   taggedDigest,
   useSha256,
 } from '@countersign/core';
-import { policyEngineFromDirectory, readPolicyDirectory } from '@countersign/policy';
+import { type CedarPolicyEngine, policyEngineFromDirectory, readPolicyDirectory } from '@countersign/policy';
 import { Hono } from 'hono';
 import pino from 'pino';
 import { loadCatalogFile, type ServerConfig } from './config.js';
@@ -78,6 +79,13 @@ export interface ServerDeps {
   readonly vault: SecretVault;
   /** The credential proxy's upstreams by name (routes/proxy.ts). */
   readonly proxyUpstreams: ReadonlyMap<string, ProxyUpstream>;
+  /** The policy sets of this process: the shadow candidate, and an in-process reload. */
+  readonly policies: {
+    readonly candidate: () => CedarPolicyEngine | null;
+    readonly candidateError: () => string | null;
+    /** Reloads the active set (audited like any reload) and the candidate; throws CS_POLICY_ERROR when the set does not load. */
+    readonly reload: () => Promise<{ version: string; policyCount: number | null }>;
+  };
   /** How the proxy resolves upstream names (a stub in tests). */
   readonly resolver: Resolver;
   /** Why the server cannot decide right now, or null when ready. */
@@ -230,6 +238,43 @@ export async function createServer(
     log.error({ err: policyError }, 'policy set failed to load: every request will be denied');
     engine = unloaded;
   }
+
+  // Shadow mode (issue 8): a candidate set beside the active one, never enforced. A candidate
+  // that does not load only turns shadow mode off (and says so): it decides nothing.
+  let candidate: CedarPolicyEngine | null = null;
+  let candidateError: string | null = null;
+  const loadCandidate = () => {
+    candidate = null;
+    candidateError = null;
+    const dir = config.candidatePolicyDir;
+    if (dir === null || !existsSync(dir)) return;
+    try {
+      candidate = policyEngineFromDirectory(dir, config.schemaFile);
+    } catch (error) {
+      candidateError = (error as Error).message;
+      log.error(
+        { err: candidateError },
+        'the shadow candidate policy set failed to load: shadow mode is off',
+      );
+    }
+  };
+  loadCandidate();
+  /**
+   * Reloads the active set (through the same path as the poll and SIGHUP, which audits the
+   * load) and the candidate, in this process, right after a suggested policy is adopted.
+   */
+  const reloadAfterAdoption = async () => {
+    const result = await reloadPolicies('adoption');
+    loadCandidate();
+    if (result === 'refused') {
+      throw new CountersignError(
+        'CS_POLICY_ERROR',
+        `the policy set with the adopted policy did not load; the last good set stays in force: ${policyReloadRefused ?? policyError}`,
+      );
+    }
+    return { version: engine.version, policyCount };
+  };
+
   // Sealed secrets' master key: from the environment or a key file, never from the store.
   let masterKey: MasterKey | null = null;
   let masterKeyProblem: string | null = null;
@@ -273,6 +318,7 @@ export async function createServer(
     store,
     clock,
     policy: () => engine,
+    candidatePolicy: () => candidate,
     catalog: () => catalog,
     issuers,
     receipts: receiptSigner({ issuer: config.issuer, key: signingKey, clock }),
@@ -326,6 +372,11 @@ export async function createServer(
     reaper,
     vault,
     proxyUpstreams: upstreams,
+    policies: {
+      candidate: () => candidate,
+      candidateError: () => candidateError,
+      reload: reloadAfterAdoption,
+    },
     resolver: overrides.resolver ?? systemResolver,
     policyReloadRefused: () => policyReloadRefused,
     unready: () => {
@@ -340,7 +391,9 @@ export async function createServer(
    * Looks at the policy directory again; loads it when its files changed. Returns what
    * happened. Never throws: a bad set is refused and recorded.
    */
-  async function reloadPolicies(trigger: 'poll' | 'signal'): Promise<'unchanged' | 'loaded' | 'refused'> {
+  async function reloadPolicies(
+    trigger: 'poll' | 'signal' | 'adoption',
+  ): Promise<'unchanged' | 'loaded' | 'refused'> {
     const snapshot = snapshotPolicies();
     if (snapshot === policySnapshot) return 'unchanged';
     policySnapshot = snapshot;
