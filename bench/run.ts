@@ -481,7 +481,14 @@ async function main(): Promise<void> {
     if (TWO_INSTANCES) {
       // A second instance on the same store and data dir; the load splits between the two.
       const port2 = await freePort();
-      second = await startServer({ home, port: port2, logFile: join(RESULTS, 'server-2.log'), nice: NICE });
+      second = await startServer({
+        home,
+        port: port2,
+        logFile: join(RESULTS, 'server-2.log'),
+        nice: NICE,
+        // Behind one balancer every instance has the same external URL.
+        issuer: meta.issuer,
+      });
       const other = second;
       const c = DECISION_CASES.find((x) => x.name === 'allow')!;
       const report = await measure('allow-2x', async () => {
