@@ -7,6 +7,13 @@
  * of this run, errors; per-stage means from the server's own histogram; JSON to
  * bench/results/latest.json. See bench/README.md for how to read it.
  *
+ * Stores: `npm run bench` runs on SQLite; `npm run bench -- --store postgres` creates its own
+ * PostgreSQL database (BENCH_PG_URL, default postgres://postgres@127.0.0.1:5432/postgres, is the
+ * server it is created on), runs the same cases on it and drops it. Either way the last case,
+ * `allow-2x`, starts a second instance on the same store and splits the connections between
+ * the two (the benchmark's own round-robin: connection i goes to instance i mod 2), with its
+ * ratio to the same run's baseline (BENCH_TWO_INSTANCES=0 skips it).
+ *
  * Environment: BENCH_DURATION (s, default 10), BENCH_WARMUP (s, default 3), BENCH_CONNECTIONS
  * (default 50), BENCH_CASES (comma list of allow,deny,review; the baseline always runs),
  * BENCH_DIR (parent of the temp data dir, default the OS temp dir), BENCH_OUT (JSON path),
@@ -72,6 +79,65 @@ const WAIT_QUIET = Number(process.env.BENCH_WAIT_QUIET ?? 0);
 const NOISY_CORES = Number(process.env.BENCH_NOISY_CORES ?? 0.25);
 const ATTEMPTS = Math.max(1, Math.trunc(Number(process.env.BENCH_ATTEMPTS ?? 1)));
 const AGENT_ID = 'bench-agent';
+const argValue = (name: string): string | undefined => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+};
+const STORE = argValue('--store') ?? process.env.BENCH_STORE ?? 'sqlite';
+if (STORE !== 'sqlite' && STORE !== 'postgres')
+  throw new Error(`--store must be sqlite or postgres, got ${STORE}`);
+const PG_ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const TWO_INSTANCES = process.env.BENCH_TWO_INSTANCES !== '0';
+
+/** A database of its own on the PostgreSQL server, dropped at the end. */
+async function createBenchDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const { default: pg } = await import('pg');
+  const name = `countersign_bench_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
+  const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await admin.connect();
+  await admin.query(`create database ${admin.escapeIdentifier(name)}`);
+  await admin.end();
+  const url = new URL(PG_ADMIN_URL);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const c = new pg.Client({ connectionString: PG_ADMIN_URL });
+      await c.connect();
+      await c.query(`drop database if exists ${c.escapeIdentifier(name)} with (force)`);
+      await c.end();
+    },
+  };
+}
+
+/** Two loads at once, one per instance, with the connections split between them; merged. */
+async function runSplit(specs: ReadonlyArray<Parameters<typeof runLoad>[0]>): Promise<LoadResult> {
+  const results = await Promise.all(specs.map((spec) => runLoad(spec)));
+  const sum = (f: (r: LoadResult) => number) => results.reduce((a, r) => a + f(r), 0);
+  const completed = sum((r) => r.completed);
+  const statusCodes: Record<string, number> = {};
+  for (const r of results)
+    for (const [k, v] of Object.entries(r.statusCodes)) statusCodes[k] = (statusCodes[k] ?? 0) + v;
+  return {
+    requestsPerSecond: sum((r) => r.requestsPerSecond),
+    completed,
+    durationSeconds: Math.max(...results.map((r) => r.durationSeconds)),
+    latencyMs: {
+      // Weighted by each half's completed requests; the tail is the worse half's.
+      mean: completed > 0 ? sum((r) => r.latencyMs.mean * r.completed) / completed : 0,
+      p50: completed > 0 ? sum((r) => r.latencyMs.p50 * r.completed) / completed : 0,
+      p99: Math.max(...results.map((r) => r.latencyMs.p99)),
+      max: Math.max(...results.map((r) => r.latencyMs.max)),
+    },
+    statusCodes,
+    errors: sum((r) => r.errors),
+    wrongStatus: sum((r) => r.wrongStatus),
+    wrongOutcome: sum((r) => r.wrongOutcome),
+    connectionErrors: sum((r) => r.connectionErrors),
+    timeouts: sum((r) => r.timeouts),
+    loaderCpuSeconds: sum((r) => r.loaderCpuSeconds),
+  };
+}
 const AGENT_OWNER = 'billing';
 
 interface DecisionCase {
@@ -238,13 +304,20 @@ async function main(): Promise<void> {
   mkdirSync(RESULTS, { recursive: true });
   const home = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'countersign-bench-'));
   let server: RunningServer | null = null;
+  let second: RunningServer | null = null;
+  const database = STORE === 'postgres' ? await createBenchDatabase() : null;
+  // The CLI steps (init, agent add) and every server process inherit the store selection.
+  if (database) process.env.DATABASE_URL = database.url;
+  else delete process.env.DATABASE_URL;
   const onSignal = () => {
     process.stderr.write('interrupted: stopping the server\n');
     const done = () => {
       rmSync(home, { recursive: true, force: true });
       process.exit(130);
     };
-    void (server ? server.stop() : Promise.resolve()).finally(done);
+    void Promise.all([server?.stop(), second?.stop()])
+      .then(() => database?.drop())
+      .finally(done);
   };
   process.once('SIGINT', onSignal);
   try {
@@ -405,6 +478,69 @@ async function main(): Promise<void> {
       reports.push(report);
     }
 
+    if (TWO_INSTANCES) {
+      // A second instance on the same store and data dir; the load splits between the two.
+      const port2 = await freePort();
+      second = await startServer({
+        home,
+        port: port2,
+        logFile: join(RESULTS, 'server-2.log'),
+        nice: NICE,
+        // Behind one balancer every instance has the same external URL.
+        issuer: meta.issuer,
+      });
+      const other = second;
+      const c = DECISION_CASES.find((x) => x.name === 'allow')!;
+      const report = await measure('allow-2x', async () => {
+        const pool = new AssertionPool(agent, meta.issuer, 300);
+        await preflight(other.base, pool, c);
+        const half = Math.max(1, Math.floor(CONNECTIONS / 2));
+        const specs = [running.base, other.base].map((b, i) => ({
+          base: b,
+          method: 'POST' as const,
+          path: '/v1/access-requests',
+          body: JSON.stringify(c.body),
+          pool,
+          expectStatus: 201,
+          expectOutcome: c.outcome,
+          connections: i === 0 ? CONNECTIONS - half : half,
+        }));
+        pool.fill(Math.ceil(WARMUP * 6000) + 2 * CONNECTIONS);
+        process.stderr.write(`allow-2x: warm-up ${WARMUP}s on two instances...\n`);
+        const warm = await runSplit(specs.map((x) => ({ ...x, durationSeconds: WARMUP })));
+        const pooled =
+          Math.ceil(Math.max(warm.requestsPerSecond, 500) * DURATION * 2) + 2 * CONNECTIONS + 1000;
+        const mintMs = pool.fill(pooled);
+        const sys0 = systemCpu();
+        const cpuA = threadCpu(running.pid);
+        const cpuB = threadCpu(other.pid);
+        const load = await runSplit(specs.map((x) => ({ ...x, durationSeconds: DURATION })));
+        const a = cpuDelta(cpuA, threadCpu(running.pid));
+        const b = cpuDelta(cpuB, threadCpu(other.pid));
+        const cpu = a && b ? { main: a.main + b.main, others: a.others + b.others } : null;
+        const sys = systemCpu();
+        const { requestsPerSecond, latencyMs, errors, ...rest } = load;
+        return {
+          name: 'allow-2x',
+          title: 'auto-allow on two instances (connections split between them)',
+          requestsPerSecond,
+          latencyMs,
+          ratioToBaseline: requestsPerSecond / baseRps,
+          errors,
+          errorDetail: rest,
+          warmup: { requestsPerSecond: warm.requestsPerSecond, errors: warm.errors },
+          assertions: { pooled, used: pool.used, signedOnDemand: pool.signedOnDemand, mintMs },
+          serverCpu: cpuReport(cpu as ThreadCpu | null, load),
+          otherLoadCores: otherLoad(sys0, sys, cpu as ThreadCpu | null, load),
+          server: null,
+          attempts: 1,
+        };
+      });
+      reports.push(report);
+      await second.stop();
+      second = null;
+    }
+
     await server.stop();
     server = null;
 
@@ -425,7 +561,7 @@ async function main(): Promise<void> {
     const out: string[] = [];
     out.push('');
     out.push(
-      `Countersign bench: ${CONNECTIONS} connections, ${WARMUP}s warm-up + ${DURATION}s per case, SQLite synchronous=FULL, loopback`,
+      `Countersign bench: ${CONNECTIONS} connections, ${WARMUP}s warm-up + ${DURATION}s per case, ${STORE === 'postgres' ? 'PostgreSQL (a database of its own)' : 'SQLite synchronous=FULL'}, loopback`,
     );
     out.push(
       `node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${started.toISOString()}`,
@@ -548,7 +684,8 @@ async function main(): Promise<void> {
         noisyCores: NOISY_CORES,
         attempts: ATTEMPTS,
         durationSeconds: DURATION,
-        store: 'sqlite (WAL, synchronous=FULL)',
+        store: STORE === 'postgres' ? 'postgres' : 'sqlite (WAL, synchronous=FULL)',
+        instancesInLastCase: TWO_INSTANCES ? 2 : null,
         dataDir: home,
         profile: PROFILE_MODE || null,
         nice: NICE,
@@ -583,6 +720,8 @@ async function main(): Promise<void> {
   } finally {
     process.removeListener('SIGINT', onSignal);
     if (server) await server.stop();
+    if (second) await second.stop();
+    await database?.drop();
     rmSync(home, { recursive: true, force: true });
   }
 }

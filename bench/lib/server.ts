@@ -62,6 +62,8 @@ export async function startServer(options: {
   env?: Record<string, string>;
   /** Start the server at this nice value (every thread inherits it). */
   nice?: number | null;
+  /** The external URL agents sign for (instances behind one balancer share it). */
+  issuer?: string;
 }): Promise<RunningServer> {
   const log = createWriteStream(options.logFile);
   const nice = options.nice ?? null;
@@ -79,6 +81,7 @@ export async function startServer(options: {
       '--host',
       '127.0.0.1',
       '--dev',
+      ...(options.issuer ? ['--issuer', options.issuer] : []),
     ],
     { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } },
   );

@@ -50,9 +50,16 @@ export function wellKnownRoutes(deps: ServerDeps): Hono {
     try {
       await deps.ctx.store.read((tx) => tx.getAgent('healthz-probe'));
       if (deps.ctx.store.writeHealth()) {
-        // Writes failed last time: try a harmless write (it deletes nothing), so an instance
-        // whose database came back reports ready again without waiting for traffic.
-        await deps.ctx.store.pruneTokenIds(0).catch(() => undefined);
+        // Writes failed last time: try a small real write, so an instance whose database came
+        // back reports ready again without waiting for traffic. It must write a row: a write
+        // that changes nothing commits even on a full disk or a read-only file (THREATS.md H8).
+        // The row is a one-time token id already expired, so the token pruning removes it.
+        const now = deps.ctx.clock.now();
+        await deps.ctx.store
+          .transaction((tx) =>
+            tx.consumeTokenId('countersign:healthz', `probe-${crypto.randomUUID()}`, now - 1),
+          )
+          .catch(() => undefined);
       }
       const write = deps.ctx.store.writeHealth();
       checks.store = write
