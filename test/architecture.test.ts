@@ -152,6 +152,24 @@ describe('no back door to approval (THREATS.md A13, A14)', () => {
     expect(vote).toBeGreaterThan(verify);
   });
 
+  it('issue 8: only the passkey-verified adoption route adopts a suggested policy, and writes it only after the audited adoption', () => {
+    expect(uses(/\bwriteAdoptedPolicy\(/).sort()).toEqual([
+      'packages/server/src/routes/console.ts',
+      'packages/server/src/suggestions.ts',
+    ]);
+    expect(uses(/\badoptPolicy\(/).sort()).toEqual([
+      'packages/core/src/usecases/adopt-policy.ts',
+      'packages/server/src/routes/console.ts',
+    ]);
+    const route = readFileSync(join(ROOT, 'packages/server/src/routes/console.ts'), 'utf8');
+    const verify = route.indexOf('await verifyAssertion(response, expectedAdoption, credential)');
+    const adopt = route.indexOf('await adoptPolicy(');
+    const write = route.indexOf('writeAdoptedPolicy(deps.config');
+    expect(verify).toBeGreaterThan(0);
+    expect(adopt).toBeGreaterThan(verify);
+    expect(write).toBeGreaterThan(adopt);
+  });
+
   it('A14 the API has no batch or bulk decision: one decision per request per assertion', async () => {
     const { startHarness } = await import('./support/harness.js');
     const h = await startHarness();

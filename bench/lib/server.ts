@@ -24,14 +24,18 @@ export async function freePort(): Promise<number> {
 }
 
 /** `countersign init --dev` then `agent add`; returns the agent's private key file. */
-export async function prepareHome(home: string, agentId: string, owner: string): Promise<string> {
-  await run(process.execPath, [CLI, 'init', '--dev', '--dir', home], { cwd: REPO });
-  // One agent opens thousands of reviews here: the per-agent pending cap would refuse them.
+/** One agent opens thousands of reviews in a bench: the per-agent pending cap (E1) would refuse them. */
+export function disablePendingCap(home: string): void {
   const configFile = join(home, 'countersign.yaml');
   writeFileSync(
     configFile,
     readFileSync(configFile, 'utf8').replace(/max_pending_per_agent: \d+/, 'max_pending_per_agent: null'),
   );
+}
+
+export async function prepareHome(home: string, agentId: string, owner: string): Promise<string> {
+  await run(process.execPath, [CLI, 'init', '--dev', '--dir', home], { cwd: REPO });
+  disablePendingCap(home);
   const { stdout, stderr } = await run(
     process.execPath,
     [CLI, 'agent', 'add', agentId, '--owner', owner, '--dir', home],

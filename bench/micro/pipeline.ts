@@ -34,6 +34,7 @@ import { DummyDriver, Kysely, SqliteAdapter, SqliteIntrospector, SqliteQueryComp
 import { Histogram, Registry } from 'prom-client';
 import { initHome } from '../../packages/cli/src/commands/init.ts';
 import { AssertionPool } from '../lib/assertions.js';
+import { disablePendingCap } from '../lib/server.ts';
 import { report, type Timing, time } from './lib.js';
 
 const which = (process.argv[2] ?? 'allow') as 'allow' | 'deny' | 'review';
@@ -49,6 +50,7 @@ const bodyBytes = new TextEncoder().encode(bodyText);
 
 const home = mkdtempSync(join(tmpdir(), 'countersign-micro-pipeline-'));
 await initHome({ home, dev: true });
+disablePendingCap(home);
 const config = loadConfig({ home, port: 8787, issuer: 'http://localhost:8787' });
 const rows: Timing[] = [];
 

@@ -58,6 +58,7 @@ async function one(variant: Variant, which: 'allow' | 'deny' | 'review'): Promis
 
   const home = mkdtempSync(join(tmpdir(), 'countersign-whatif-'));
   await initHome({ home, dev: true });
+  (await import('../lib/server.ts')).disablePendingCap(home);
   const server = await createServer(loadConfig({ home, port: 8787, issuer: 'http://localhost:8787' }), {
     logLevel: 'silent',
   });

@@ -133,6 +133,11 @@ export class HttpReviewer {
     return answer(res);
   }
 
+  /** Any console POST with this reviewer's session and origin (policy adoption, ...). */
+  post(base: string, path: string, body: unknown): Promise<Answer> {
+    return this.#post(base, path, body);
+  }
+
   /** Enrolls with the invite token (passkey registration) and keeps the session. */
   async enroll(base: string, token: string): Promise<void> {
     const options = await this.#post(base, '/v1/console/enroll/options', { token });

@@ -8,6 +8,7 @@ import { HistoryPage } from './pages/History';
 import { LeasesPage } from './pages/Leases';
 import { LoadPage } from './pages/Load';
 import { LoginPage } from './pages/Login';
+import { PoliciesPage } from './pages/Policies';
 import { QueuePage } from './pages/Queue';
 import { RequestPage } from './pages/Request';
 import { href, type Route, replaceRoute, useRoute } from './route';
@@ -26,6 +27,7 @@ const TITLES: Record<Route['name'], string> = {
   leases: 'Leases',
   audit: 'Audit',
   load: 'Reviewer load',
+  policies: 'Policies',
   login: 'Sign in',
   enroll: 'Enroll',
   'not-found': 'Not found',
@@ -132,20 +134,22 @@ export function App() {
             <>
               <nav aria-label="Main">
                 <ul>
-                  {(['queue', 'history', 'load', 'agents', 'leases', 'audit'] as const).map((name) => (
-                    <li key={name}>
-                      <a
-                        href={href[name]}
-                        aria-current={
-                          route.name === name || (name === 'queue' && route.name === 'request')
-                            ? 'page'
-                            : undefined
-                        }
-                      >
-                        {TITLES[name]}
-                      </a>
-                    </li>
-                  ))}
+                  {(['queue', 'history', 'load', 'policies', 'agents', 'leases', 'audit'] as const).map(
+                    (name) => (
+                      <li key={name}>
+                        <a
+                          href={href[name]}
+                          aria-current={
+                            route.name === name || (name === 'queue' && route.name === 'request')
+                              ? 'page'
+                              : undefined
+                          }
+                        >
+                          {TITLES[name]}
+                        </a>
+                      </li>
+                    ),
+                  )}
                 </ul>
               </nav>
               <div className="who">
@@ -188,6 +192,8 @@ function Page({ route }: { route: Route }) {
       return <AuditPage />;
     case 'load':
       return <LoadPage />;
+    case 'policies':
+      return <PoliciesPage />;
     default:
       return (
         <section className="narrow">

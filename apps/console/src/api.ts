@@ -268,6 +268,56 @@ export interface ReviewerLoadReport {
   votes_by_hour: number[];
 }
 
+export interface Suggestion {
+  id: string;
+  agent_id: string;
+  action: string;
+  resource: string;
+  reviewer_group: string | null;
+  approvals: number;
+  approved_request_ids: string[];
+  waives: string[];
+  max_risk_score: number;
+  ttl_seconds: number;
+  text: string;
+  text_sha256: string;
+  evidence: { reviews_spared: number; other_changes: number; allows_denied: number; replayed: number };
+}
+
+export interface SuggestionList {
+  admin_group: string;
+  can_adopt: boolean;
+  policy_version: string;
+  items: Suggestion[];
+}
+
+export interface OutcomeExample {
+  request_id: string;
+  agent_id: string;
+  action: string;
+  resource: string;
+}
+
+export interface ShadowReport {
+  enabled: boolean;
+  candidate_version: string | null;
+  candidate_error: string | null;
+  differences: number;
+  changes: Record<string, number>;
+  examples: Record<string, Array<OutcomeExample & { at: string }>>;
+}
+
+export interface BacktestResult {
+  candidate_version: string;
+  replayed: number;
+  unchanged: number;
+  skipped: number;
+  reviews_before: number;
+  reviews_after: number;
+  changes: Record<string, number>;
+  examples: Record<string, Array<OutcomeExample & { from_group: string | null; to_group: string | null }>>;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Transport
 
@@ -386,6 +436,23 @@ export const api = {
 
   audit: () => call<AuditStatus>('GET', '/v1/console/audit'),
 
+  suggestions: () => call<SuggestionList>('GET', '/v1/console/suggestions'),
+  adoptOptions: (id: string, text_sha256: string) =>
+    call<{ options: PublicKeyCredentialRequestOptionsJSON; challenge_id: string }>(
+      'POST',
+      `/v1/console/suggestions/${seg(id)}/adopt/options`,
+      { text_sha256 },
+    ),
+  adopt: (id: string, text_sha256: string, challenge_id: string, response: AuthenticationResponseJSON) =>
+    call<{ adopted: string; policy_version: string }>('POST', `/v1/console/suggestions/${seg(id)}/adopt`, {
+      text_sha256,
+      challenge_id,
+      response,
+    }),
+  shadow: (window: string) =>
+    call<ShadowReport>('GET', `/v1/console/shadow?window=${encodeURIComponent(window)}`),
+  backtest: (window: string) =>
+    call<BacktestResult>('GET', `/v1/console/backtest?window=${encodeURIComponent(window)}`),
   analytics: (window: string) =>
     call<ReviewerLoadReport>('GET', `/v1/console/analytics?window=${encodeURIComponent(window)}`),
 };
@@ -403,6 +470,13 @@ export async function signInWithPasskey(): Promise<Reviewer> {
   const { options, login_id } = await api.loginOptions();
   const response = await startAuthentication({ optionsJSON: options });
   return (await api.loginVerify(login_id, response)).reviewer;
+}
+
+/** Adopting a suggested policy: a fresh assertion over a challenge derived from its exact text. */
+export async function adoptWithPasskey(id: string, textSha256: string) {
+  const { options, challenge_id } = await api.adoptOptions(id, textSha256);
+  const response = await startAuthentication({ optionsJSON: options });
+  return api.adopt(id, textSha256, challenge_id, response);
 }
 
 /** One vote: a fresh assertion over a challenge the server derived from this request's digest and verdict. */

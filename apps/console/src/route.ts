@@ -8,6 +8,7 @@ export type Route =
   | { name: 'leases' }
   | { name: 'audit' }
   | { name: 'load' }
+  | { name: 'policies' }
   | { name: 'login' }
   | { name: 'enroll'; token: string }
   | { name: 'not-found'; path: string };
@@ -29,6 +30,7 @@ export function parseHash(hash: string): Route {
   if (path === '/leases') return { name: 'leases' };
   if (path === '/audit') return { name: 'audit' };
   if (path === '/load') return { name: 'load' };
+  if (path === '/policies') return { name: 'policies' };
   if (path === '/login') return { name: 'login' };
   const request = /^\/requests\/([^/]+)$/.exec(path);
   if (request) {
@@ -50,6 +52,7 @@ export const href = {
   leases: '#/leases',
   audit: '#/audit',
   load: '#/load',
+  policies: '#/policies',
   login: '#/login',
   request: (id: string) => `#/requests/${encodeURIComponent(id)}`,
 };

@@ -8,7 +8,7 @@ import { demoCommand } from './commands/demo.js';
 import { initHome } from './commands/init.js';
 import { leaseList, leaseRevoke } from './commands/lease.js';
 import { mcpGatewayCommand } from './commands/mcp-gateway.js';
-import { policyTest, policyValidate } from './commands/policy.js';
+import { formatBacktest, policyBacktest, policyTest, policyValidate } from './commands/policy.js';
 import { receiptVerify } from './commands/receipt.js';
 import { clientFor, requestCommand } from './commands/request.js';
 import { reviewerInvite, reviewerList, reviewerRemove } from './commands/reviewer.js';
@@ -520,6 +520,20 @@ export function buildProgram(exit: { code: number }): Command {
         if (failed.length > 0) exit.code = 1;
       },
     );
+
+  policy
+    .command('backtest')
+    .description("replay the data directory's recent requests against a candidate policy set")
+    .requiredOption('--candidate <dir>', 'the candidate policy directory')
+    .option('--since <duration>', 'how far back (e.g. 24h, 7d)', '7d')
+    .option('--schema <file>', 'Cedar schema file (default: the data directory’s)')
+    .option('--json', 'print JSON', false)
+    .addOption(home)
+    .action(async (o: { candidate: string; since: string; schema?: string; json: boolean; dir?: string }) => {
+      const report = await policyBacktest(resolveHome(o.dir), o);
+      if (o.json) printJson(report);
+      else process.stdout.write(formatBacktest(report));
+    });
 
   program
     .command('demo')

@@ -15,10 +15,12 @@ export const OBLIGATION_ANNOTATIONS = [
   'deadline',
   'reason',
   'separation',
+  'waives_review',
 ] as const;
 
 const GROUP = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const SEPARATION_RULES = new Set(['owner']);
+const POLICY_ID = /^[A-Za-z0-9][A-Za-z0-9#._:-]{0,127}$/;
 const MAX_APPROVALS = 10;
 
 export interface CheckpointSettings {
@@ -37,6 +39,7 @@ interface ParsedAnnotations {
   deadline?: number;
   reason?: string;
   separation?: string[];
+  waivesReview?: string[];
 }
 
 /**
@@ -81,6 +84,17 @@ export function parseObligationAnnotations(
         for (const rule of rules)
           if (!SEPARATION_RULES.has(rule)) bad(`@separation: unknown rule ${JSON.stringify(rule)}`);
         out.separation = rules;
+        break;
+      }
+      case 'waives_review': {
+        // A routine pattern moved into policy (an adopted suggestion): when this permit is
+        // satisfied, the named reviewing permits' @review no longer applies. Forbids are
+        // never waived, and a waiver on a permit that itself asks for review is refused.
+        if (annotations.review !== undefined) bad('@waives_review cannot be combined with @review');
+        const ids = value.split(',').map((s) => s.trim());
+        for (const id of ids)
+          if (!POLICY_ID.test(id)) bad(`@waives_review: bad policy id ${JSON.stringify(id)}`);
+        out.waivesReview = ids;
         break;
       }
       default:
@@ -206,7 +220,8 @@ export function decide(
       'CS_POLICY_ERROR',
     );
   }
-  const reviewing = parsed.filter(({ ann }) => ann.review !== undefined);
+  const waived = new Set(parsed.flatMap(({ ann }) => ann.waivesReview ?? []));
+  const reviewing = parsed.filter(({ policy, ann }) => ann.review !== undefined && !waived.has(policy.id));
   const obligations: Obligations = {
     maxTtlSeconds: Math.min(
       settings.defaultMaxTtlSeconds,

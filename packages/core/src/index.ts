@@ -26,6 +26,13 @@ export {
   GENESIS_HASH,
   verifyAuditChain,
 } from './audit.js';
+export {
+  type BacktestChange,
+  type BacktestReport,
+  backtest,
+  type OutcomeChange,
+  recordedPolicyInput,
+} from './backtest.js';
 export { type CatalogEntryInput, ISSUER_NAME, ResourceCatalog, UNCATALOGUED } from './catalog.js';
 export {
   type CheckpointSettings,
@@ -147,6 +154,12 @@ export {
   type RiskWeights,
 } from './risk.js';
 export type { LeaseFilter, LeaseSelector, ReadMethods, Store, StoreTx } from './store-port.js';
+export {
+  mineSuggestions,
+  SUGGESTION_MIN_APPROVALS,
+  type SuggestedPolicy,
+  suggestionText,
+} from './suggest.js';
 export { hasBidiControls, hasInvisibleCharacters, isSuspiciousText } from './text.js';
 export {
   ACTION_CLASSES,
@@ -176,6 +189,7 @@ export {
   type StoreUnitName,
   type StoreUnitResult,
 } from './units.js';
+export { ADOPTION_CHALLENGE_TAG, adoptionChallenge, adoptPolicy } from './usecases/adopt-policy.js';
 export {
   listUnusedAgents,
   type RegisterAgentInput,
@@ -184,6 +198,7 @@ export {
   validateAgentId,
   validateName,
 } from './usecases/agents.js';
+export { backtestCandidate } from './usecases/backtest-candidate.js';
 export {
   type CastVoteInput,
   castVote,

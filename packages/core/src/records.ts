@@ -160,7 +160,7 @@ export interface SessionRecord {
   readonly revokedAt: number | null;
 }
 
-export type ChallengePurpose = 'enroll' | 'login' | 'decision';
+export type ChallengePurpose = 'enroll' | 'login' | 'decision' | 'adopt_policy';
 export type Verdict = 'approve' | 'deny';
 
 /** A one-time WebAuthn challenge. For decisions the challenge is derived, never random alone. */

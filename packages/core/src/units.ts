@@ -10,7 +10,7 @@
  */
 import type { AuditEventInput } from './audit.js';
 import { CountersignError } from './errors.js';
-import type { AccessRequestRecord, LeaseRecord, OutboxRecord } from './records.js';
+import type { AccessRequestRecord, LeaseRecord, OutboxRecord, ShadowDecisionRecord } from './records.js';
 import type { Store, StoreTx } from './store-port.js';
 import { consumeAssertion } from './usecases/consume-assertion.js';
 import type { Assertion } from './usecases/context.js';
@@ -30,6 +30,8 @@ export interface CommitAccessRequestArgs {
    * after lockAgent, so concurrent submissions by one agent cannot all slip under it.
    */
   readonly maxPending: number | null;
+  /** Shadow mode: where a candidate policy set decided otherwise, recorded with the request. */
+  readonly shadow?: ShadowDecisionRecord | null;
 }
 
 /** What the decision's unit did: recorded the request, or refused it over the pending cap. */
@@ -89,6 +91,7 @@ async function commitAccessRequest(
   for (const event of a.events) await tx.appendAudit(event, a.now);
   for (const message of a.outbox) await tx.insertOutbox(message);
   if (a.lease) await recordLease(tx, a.lease, a.now);
+  if (a.shadow) await tx.insertShadowDecision(a.shadow);
   return { recorded: true };
 }
 

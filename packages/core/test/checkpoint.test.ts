@@ -441,3 +441,29 @@ describe('decide: exhaustive table against the reference model', () => {
     expect(outcomes.has('allow')).toBe(false);
   });
 });
+
+describe('@waives_review (adopted suggestions)', () => {
+  const reviewing = permit('review-prod', { review: 'billing-oncall', deadline: '10m' });
+  const routine = permit('suggested-abc', { waives_review: 'review-prod', ttl: '5m' });
+
+  it('a satisfied waiving permit turns the named review into an allow, with the strictest obligations', () => {
+    const d = decide(evaluated('allow', [reviewing, routine]), VERSION, SETTINGS);
+    expect(d.outcome).toBe('allow');
+    expect(d.obligations).toMatchObject({ reviewerGroup: null, approvals: 0, maxTtlSeconds: 300 });
+  });
+
+  it('it waives only the named policies: another reviewing permit still sends the request to people', () => {
+    const other = permit('review-tainted', { review: 'security' });
+    const d = decide(evaluated('allow', [reviewing, other, routine]), VERSION, SETTINGS);
+    expect(d.outcome).toBe('review');
+    expect(d.obligations.reviewerGroup).toBe('security');
+  });
+
+  it('a waiver never outweighs a forbid, and the waiving permit alone cannot be a review', () => {
+    expect(decide(evaluated('deny', [forbid('no')]), VERSION, SETTINGS).outcome).toBe('deny');
+    expect(() =>
+      parseObligationAnnotations('bad', { review: 'g', waives_review: 'review-prod' }),
+    ).toThrowError(/cannot be combined with @review/);
+    expect(() => parseObligationAnnotations('bad', { waives_review: 'a b' })).toThrowError(/bad policy id/);
+  });
+});

@@ -4,9 +4,10 @@
  */
 
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import {
   type Clock,
-  type CountersignError,
+  CountersignError,
   type DomainContext,
   expireReviews,
   type PolicyEngine,
@@ -18,7 +19,7 @@ import {
   taggedDigest,
   useSha256,
 } from '@countersign/core';
-import { policyEngineFromDirectory } from '@countersign/policy';
+import { type CedarPolicyEngine, policyEngineFromDirectory, readPolicyDirectory } from '@countersign/policy';
 import { Hono } from 'hono';
 import pino from 'pino';
 import { loadCatalogFile, type ServerConfig } from './config.js';
@@ -78,10 +79,19 @@ export interface ServerDeps {
   readonly vault: SecretVault;
   /** The credential proxy's upstreams by name (routes/proxy.ts). */
   readonly proxyUpstreams: ReadonlyMap<string, ProxyUpstream>;
+  /** The policy sets of this process: the shadow candidate, and an in-process reload. */
+  readonly policies: {
+    readonly candidate: () => CedarPolicyEngine | null;
+    readonly candidateError: () => string | null;
+    /** Reloads the active set (audited like any reload) and the candidate; throws CS_POLICY_ERROR when the set does not load. */
+    readonly reload: () => Promise<{ version: string; policyCount: number | null }>;
+  };
   /** How the proxy resolves upstream names (a stub in tests). */
   readonly resolver: Resolver;
   /** Why the server cannot decide right now, or null when ready. */
   readonly unready: () => string | null;
+  /** Why the newest policy files were refused while an older good set stays in force, or null. */
+  readonly policyReloadRefused: () => string | null;
 }
 
 export interface CountersignServer {
@@ -95,8 +105,16 @@ export interface CountersignServer {
   deliverNotifications(): Promise<number>;
   /** One pass of the lease reaper now (the background loop runs it every `reaper_interval`). */
   reapLeases(): Promise<import('@countersign/core').ReapResult>;
+  /**
+   * Reads the policy directory again now (what SIGHUP does; the background loop polls every
+   * 2 s): a changed set that loads is put in force, one that does not is refused.
+   */
+  reloadPolicies(): Promise<'unchanged' | 'loaded' | 'refused'>;
   close(): Promise<void>;
 }
+
+/** How often the background loop looks at the policy directory. */
+export const POLICY_POLL_MS = 2000;
 
 export interface ServerOverrides {
   readonly clock?: Clock;
@@ -108,6 +126,8 @@ export interface ServerOverrides {
   readonly masterKey?: string;
   /** How the credential proxy resolves upstream host names (tests pass a stub resolver). */
   readonly resolver?: Resolver;
+  /** How often the background loop looks at the policy directory (default POLICY_POLL_MS). */
+  readonly policyPollMs?: number;
 }
 
 /** What the driver or the OS said under our wrappers, so an operator sees why it failed closed. */
@@ -186,10 +206,29 @@ export async function createServer(
   const store = instrumentStore(rawStore, metrics);
 
   // Fail closed (J1): a policy set that does not load leaves the server up but unready,
-  // and every decision a deny with CS_POLICY_ERROR.
+  // and every decision a deny with CS_POLICY_ERROR. Hot reload (the directory is polled, and
+  // re-read on SIGHUP): a set that loads replaces the one in force; a set that does not is
+  // refused (audit `policy.load_failed`) and the last known good set stays in force; with no
+  // good set yet, the instance stays unready until one loads.
   let policyError: string | null = null;
   let engine: PolicyEngine;
   let policyCount: number | null = null;
+  /** What the directory held at the last look (file names and texts), to load only changes. */
+  let policySnapshot: string | null = null;
+  /** Why the newest files were refused while a good set stays in force, or null. */
+  let policyReloadRefused: string | null = null;
+  const unloaded: PolicyEngine = {
+    version: 'unloaded',
+    evaluate: () => ({ kind: 'error', message: 'no valid policy set is loaded', policyIds: [] }),
+  };
+  const snapshotPolicies = (): string => {
+    try {
+      return JSON.stringify(readPolicyDirectory(config.policyDir, config.schemaFile));
+    } catch (error) {
+      return `unreadable: ${(error as Error).message}`;
+    }
+  };
+  policySnapshot = snapshotPolicies();
   try {
     const cedar = policyEngineFromDirectory(config.policyDir, config.schemaFile);
     policyCount = cedar.policyCount;
@@ -197,11 +236,44 @@ export async function createServer(
   } catch (error) {
     policyError = (error as Error).message;
     log.error({ err: policyError }, 'policy set failed to load: every request will be denied');
-    engine = {
-      version: 'unloaded',
-      evaluate: () => ({ kind: 'error', message: 'no valid policy set is loaded', policyIds: [] }),
-    };
+    engine = unloaded;
   }
+
+  // Shadow mode (issue 8): a candidate set beside the active one, never enforced. A candidate
+  // that does not load only turns shadow mode off (and says so): it decides nothing.
+  let candidate: CedarPolicyEngine | null = null;
+  let candidateError: string | null = null;
+  const loadCandidate = () => {
+    candidate = null;
+    candidateError = null;
+    const dir = config.candidatePolicyDir;
+    if (dir === null || !existsSync(dir)) return;
+    try {
+      candidate = policyEngineFromDirectory(dir, config.schemaFile);
+    } catch (error) {
+      candidateError = (error as Error).message;
+      log.error(
+        { err: candidateError },
+        'the shadow candidate policy set failed to load: shadow mode is off',
+      );
+    }
+  };
+  loadCandidate();
+  /**
+   * Reloads the active set (through the same path as the poll and SIGHUP, which audits the
+   * load) and the candidate, in this process, right after a suggested policy is adopted.
+   */
+  const reloadAfterAdoption = async () => {
+    const result = await reloadPolicies('adoption');
+    loadCandidate();
+    if (result === 'refused') {
+      throw new CountersignError(
+        'CS_POLICY_ERROR',
+        `the policy set with the adopted policy did not load; the last good set stays in force: ${policyReloadRefused ?? policyError}`,
+      );
+    }
+    return { version: engine.version, policyCount };
+  };
 
   // Sealed secrets' master key: from the environment or a key file, never from the store.
   let masterKey: MasterKey | null = null;
@@ -214,7 +286,16 @@ export async function createServer(
   } catch (error) {
     masterKeyProblem = (error as Error).message;
   }
-  const vault = new SecretVault({ ctx: { store, clock }, masterKey, problem: masterKeyProblem });
+  const masterKeyEnv = overrides.masterKey ?? process.env.COUNTERSIGN_MASTER_KEY;
+  const vault = new SecretVault({
+    ctx: { store, clock },
+    masterKey,
+    problem: masterKeyProblem,
+    // A key file that is missing (or unsafe) at start is looked at again while requests need it.
+    ...(config.masterKeyFile && !masterKeyEnv
+      ? { reload: () => loadMasterKey({ file: config.masterKeyFile }) }
+      : {}),
+  });
   const { entries, upstreams } = buildIssuers({ config, signingKey, vault });
   const issuers = issuerRegistry(entries, metrics);
   // Fail closed (invariant 4): a catalog entry naming an issuer that is not configured denies
@@ -237,6 +318,7 @@ export async function createServer(
     store,
     clock,
     policy: () => engine,
+    candidatePolicy: () => candidate,
     catalog: () => catalog,
     issuers,
     receipts: receiptSigner({ issuer: config.issuer, key: signingKey, clock }),
@@ -290,7 +372,13 @@ export async function createServer(
     reaper,
     vault,
     proxyUpstreams: upstreams,
+    policies: {
+      candidate: () => candidate,
+      candidateError: () => candidateError,
+      reload: reloadAfterAdoption,
+    },
     resolver: overrides.resolver ?? systemResolver,
+    policyReloadRefused: () => policyReloadRefused,
     unready: () => {
       if (policyError) return `policy set failed to load: ${policyError}`;
       if (unknownIssuers.length > 0)
@@ -298,6 +386,47 @@ export async function createServer(
       return issuers.unready();
     },
   };
+
+  /**
+   * Looks at the policy directory again; loads it when its files changed. Returns what
+   * happened. Never throws: a bad set is refused and recorded.
+   */
+  async function reloadPolicies(
+    trigger: 'poll' | 'signal' | 'adoption',
+  ): Promise<'unchanged' | 'loaded' | 'refused'> {
+    const snapshot = snapshotPolicies();
+    if (snapshot === policySnapshot) return 'unchanged';
+    policySnapshot = snapshot;
+    try {
+      const cedar = policyEngineFromDirectory(config.policyDir, config.schemaFile);
+      engine = instrumentPolicy(cedar, metrics);
+      policyCount = cedar.policyCount;
+      policyError = null;
+      policyReloadRefused = null;
+      metrics.policyReloads.inc({ result: 'loaded' });
+      log.info({ version: cedar.version, policies: cedar.policyCount, trigger }, 'policy set loaded');
+      await recordPolicyLoad({ ctx, input: { version: cedar.version, policyCount, error: null } }).catch(
+        (error) => log.error({ err: (error as Error).message }, 'could not record the policy load'),
+      );
+      return 'loaded';
+    } catch (error) {
+      const message = (error as Error).message;
+      metrics.policyReloads.inc({ result: 'refused' });
+      if (engine === unloaded) policyError = message;
+      else policyReloadRefused = message;
+      log.error(
+        { err: message, trigger, in_force: engine.version },
+        engine === unloaded
+          ? 'policy set failed to load: every request is still denied'
+          : 'new policy files refused: the last good set stays in force',
+      );
+      await recordPolicyLoad({
+        ctx,
+        input: { version: engine.version, policyCount: null, error: message },
+      }).catch((e) => log.error({ err: (e as Error).message }, 'could not record the refused policy load'));
+      return 'refused';
+    }
+  }
 
   const app = new Hono();
   app.use('*', async (c, next) => {
@@ -340,9 +469,11 @@ export async function createServer(
   });
   let timer: NodeJS.Timeout | null = null;
   let notifier: NodeJS.Timeout | null = null;
+  let policyPoll: NodeJS.Timeout | null = null;
   return {
     app,
     deps,
+    reloadPolicies: () => reloadPolicies('signal'),
     deliverNotifications: () => dispatcher.deliverDue(),
     reapLeases: () => reaper.runOnce(),
     async recordStart() {
@@ -380,6 +511,8 @@ export async function createServer(
           .catch((error) => log.error({ err: (error as Error).message }, 'token pruning failed'));
       }, config.reaperIntervalSeconds * 1000);
       timer.unref();
+      policyPoll = setInterval(() => void reloadPolicies('poll'), overrides.policyPollMs ?? POLICY_POLL_MS);
+      policyPoll.unref();
       if (config.webhooks.length > 0) {
         notifier = setInterval(() => {
           dispatcher
@@ -391,6 +524,7 @@ export async function createServer(
     },
     async close() {
       if (timer) clearInterval(timer);
+      if (policyPoll) clearInterval(policyPoll);
       if (notifier) clearInterval(notifier);
       await issuers.close();
       await events.close();

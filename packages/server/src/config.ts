@@ -137,8 +137,20 @@ const ConfigSchema = z.strictObject({
     .refine((e) => e.poll_interval >= 1 && e.poll_interval <= 60, 'poll_interval must be 1s to 60s')
     .default({ poll_interval: 1 }),
   policies: z
-    .strictObject({ dir: z.string().default('policies'), schema: z.string().default('schema.cedarschema') })
-    .default({ dir: 'policies', schema: 'schema.cedarschema' }),
+    .strictObject({
+      dir: z.string().default('policies'),
+      schema: z.string().default('schema.cedarschema'),
+      // Shadow mode: evaluated beside the active set when this directory exists, never enforced.
+      candidate: z.string().nullable().default('policies/candidate'),
+      // Reviewers in this group may adopt suggested policies (with a passkey assertion).
+      admin_group: z.string().default('policy-admins'),
+    })
+    .default({
+      dir: 'policies',
+      schema: 'schema.cedarschema',
+      candidate: 'policies/candidate',
+      admin_group: 'policy-admins',
+    }),
   catalog: z.string().default('catalog.yaml'),
   signing_key_file: z.string().default('keys/signing-key.jwk'),
   checkpoint: z
@@ -236,6 +248,10 @@ export interface ServerConfig {
   readonly eventsPollMs: number;
   readonly policyDir: string;
   readonly schemaFile: string;
+  /** The shadow candidate's directory (used only when it exists); null: shadow mode off. */
+  readonly candidatePolicyDir: string | null;
+  /** The reviewer group whose members may adopt suggested policies. */
+  readonly policyAdminGroup: string;
   readonly catalogFile: string;
   readonly signingKeyFile: string;
   readonly defaultMaxTtlSeconds: number;
@@ -403,6 +419,8 @@ export function loadConfig(options: {
     eventsPollMs: c.events.poll_interval * 1000,
     policyDir: at(c.policies.dir),
     schemaFile: at(c.policies.schema),
+    candidatePolicyDir: c.policies.candidate === null ? null : at(c.policies.candidate),
+    policyAdminGroup: c.policies.admin_group,
     catalogFile: at(c.catalog),
     signingKeyFile: at(c.signing_key_file),
     defaultMaxTtlSeconds: c.checkpoint.default_max_ttl,

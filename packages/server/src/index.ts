@@ -66,5 +66,6 @@ export {
   type Resolver,
   systemResolver,
 } from './proxy/destination.js';
+export { backtestView, reviewerLoadView, windowParam } from './routes/insights.js';
 export { proxyPathSegments } from './routes/proxy.js';
 export { leaseView } from './views.js';

@@ -11,6 +11,7 @@ export interface Metrics {
   readonly authnFailures: Counter<'code'>;
   readonly stage: Histogram<'stage'>;
   readonly failClosed: Counter<'code'>;
+  readonly policyReloads: Counter<'result'>;
   readonly revocationAttempts: Counter<'outcome'>;
   readonly revocationsFailed: Gauge;
   readonly proxyRequests: Counter<'upstream' | 'outcome'>;
@@ -43,6 +44,12 @@ export function createMetrics(sources: MetricSources = {}): Metrics {
       name: 'countersign_fail_closed_total',
       help: 'Requests refused because something failed (store, audit, policy): no effect, no credential',
       labelNames: ['code'],
+      registers: [registry],
+    }),
+    policyReloads: new Counter({
+      name: 'countersign_policy_reloads_total',
+      help: 'Changed policy files seen by the reload loop or SIGHUP: loaded, or refused (the last good set stays in force)',
+      labelNames: ['result'],
       registers: [registry],
     }),
     revocationAttempts: new Counter({

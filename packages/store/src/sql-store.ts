@@ -31,6 +31,7 @@ import {
 import type { Kysely, Selectable } from 'kysely';
 import { type Executor, UniqueViolation } from './executor.js';
 import { failpoint } from './failpoint.js';
+import { prepared } from './prepared.js';
 import type { Database } from './schema.js';
 
 type Row<T extends keyof Database> = Selectable<Database[T]>;
@@ -230,8 +231,18 @@ export class SqlTx implements StoreTx {
     return rows[0] ?? null;
   }
 
+  /** The first row of a compiled (usually prepared) query, or null. */
+  protected async first<T extends keyof Database>(q: import('kysely').CompiledQuery): Promise<Row<T> | null> {
+    const rows = await this.exec.all<Row<T>>(q);
+    return rows[0] ?? null;
+  }
+
   async getAgent(id: string) {
-    const r = await this.one<'agents'>(this.db.selectFrom('agents').selectAll().where('id', '=', id));
+    const r = await this.first<'agents'>(
+      prepared(this.db, 'getAgent', { id }, (p) =>
+        this.db.selectFrom('agents').selectAll().where('id', '=', p.id),
+      ),
+    );
     return r ? toAgent(r) : null;
   }
 
@@ -335,12 +346,13 @@ export class SqlTx implements StoreTx {
 
   async lockAgent(id: string) {
     const rows = await this.exec.all<Row<'agents'>>(
-      this.db
-        .updateTable('agents')
-        .set((eb) => ({ status: eb.ref('status') }))
-        .where('id', '=', id)
-        .returningAll()
-        .compile(),
+      prepared(this.db, 'lockAgent', { id }, (p) =>
+        this.db
+          .updateTable('agents')
+          .set((eb) => ({ status: eb.ref('status') }))
+          .where('id', '=', p.id)
+          .returningAll(),
+      ),
     );
     return rows[0] ? toAgent(rows[0]) : null;
   }
@@ -361,11 +373,12 @@ export class SqlTx implements StoreTx {
     // ON CONFLICT DO NOTHING, not a caught error: on PostgreSQL any error aborts the whole
     // transaction, and a replay must be a plain `false` the unit can act on.
     const r = await this.exec.run(
-      this.db
-        .insertInto('token_ids')
-        .values({ issuer, token_id: tokenId, expires_at: expiresAt })
-        .onConflict((oc) => oc.columns(['issuer', 'token_id']).doNothing())
-        .compile(),
+      prepared(this.db, 'consumeTokenId', { issuer, token_id: tokenId, expires_at: expiresAt }, (p) =>
+        this.db
+          .insertInto('token_ids')
+          .values(p)
+          .onConflict((oc) => oc.columns(['issuer', 'token_id']).doNothing()),
+      ),
     );
     failpoint('unit.after-assertion');
     return r.changes === 1;
@@ -396,29 +409,27 @@ export class SqlTx implements StoreTx {
 
   async insertRequest(x: AccessRequestRecord) {
     try {
+      const row = {
+        id: x.id,
+        agent_id: x.agentId,
+        action: x.action,
+        resource: x.resource,
+        task_id: x.taskId,
+        status: x.status,
+        digest: x.digest,
+        canonical: x.canonical,
+        decision: JSON.stringify(x.decision),
+        risk: JSON.stringify(x.risk),
+        idempotency_key: x.idempotencyKey,
+        body_hash: x.bodyHash,
+        created_at: x.createdAt,
+        decided_at: x.decidedAt,
+        deadline_at: x.deadlineAt,
+        lease_id: x.leaseId,
+        cnf_jkt: x.cnfJkt,
+      };
       await this.exec.run(
-        this.db
-          .insertInto('access_requests')
-          .values({
-            id: x.id,
-            agent_id: x.agentId,
-            action: x.action,
-            resource: x.resource,
-            task_id: x.taskId,
-            status: x.status,
-            digest: x.digest,
-            canonical: x.canonical,
-            decision: JSON.stringify(x.decision),
-            risk: JSON.stringify(x.risk),
-            idempotency_key: x.idempotencyKey,
-            body_hash: x.bodyHash,
-            created_at: x.createdAt,
-            decided_at: x.decidedAt,
-            deadline_at: x.deadlineAt,
-            lease_id: x.leaseId,
-            cnf_jkt: x.cnfJkt,
-          })
-          .compile(),
+        prepared(this.db, 'insertRequest', row, (p) => this.db.insertInto('access_requests').values(p)),
       );
     } catch (error) {
       if (error instanceof UniqueViolation && x.idempotencyKey !== null) {
@@ -596,38 +607,34 @@ export class SqlTx implements StoreTx {
   }
 
   async insertLease(l: LeaseRecord) {
-    await this.exec.run(
-      this.db
-        .insertInto('leases')
-        .values({
-          id: l.id,
-          request_id: l.requestId,
-          agent_id: l.agentId,
-          task_id: l.taskId,
-          kind: l.kind,
-          credential_id: l.credentialId,
-          fingerprint: l.fingerprint,
-          audience: l.audience,
-          scope: JSON.stringify(l.scope),
-          issued_at: l.issuedAt,
-          expires_at: l.expiresAt,
-          status: l.status,
-          revoked_at: l.revokedAt,
-          revoke_reason: l.revokeReason,
-          delivered_at: l.deliveredAt,
-          cnf_jkt: l.cnfJkt,
-          issuer: l.issuer,
-          action: l.action,
-          resource: l.resource,
-          revoke_attempts: l.revokeAttempts,
-          next_revoke_at: l.nextRevokeAt,
-          claimed_until: l.claimedUntil,
-          claimed_by: null,
-          last_revoke_error: l.lastRevokeError,
-          revoke_confirmed_at: l.revokeConfirmedAt,
-        })
-        .compile(),
-    );
+    const row = {
+      id: l.id,
+      request_id: l.requestId,
+      agent_id: l.agentId,
+      task_id: l.taskId,
+      kind: l.kind,
+      credential_id: l.credentialId,
+      fingerprint: l.fingerprint,
+      audience: l.audience,
+      scope: JSON.stringify(l.scope),
+      issued_at: l.issuedAt,
+      expires_at: l.expiresAt,
+      status: l.status,
+      revoked_at: l.revokedAt,
+      revoke_reason: l.revokeReason,
+      delivered_at: l.deliveredAt,
+      cnf_jkt: l.cnfJkt,
+      issuer: l.issuer,
+      action: l.action,
+      resource: l.resource,
+      revoke_attempts: l.revokeAttempts,
+      next_revoke_at: l.nextRevokeAt,
+      claimed_until: l.claimedUntil,
+      claimed_by: null,
+      last_revoke_error: l.lastRevokeError,
+      revoke_confirmed_at: l.revokeConfirmedAt,
+    };
+    await this.exec.run(prepared(this.db, 'insertLease', row, (p) => this.db.insertInto('leases').values(p)));
     failpoint('unit.after-lease-insert');
   }
 
@@ -831,8 +838,14 @@ export class SqlTx implements StoreTx {
   }
 
   async isTaskCompleted(agentId: string, taskId: string) {
-    const r = await this.one<'tasks'>(
-      this.db.selectFrom('tasks').selectAll().where('agent_id', '=', agentId).where('task_id', '=', taskId),
+    const r = await this.first<'tasks'>(
+      prepared(this.db, 'isTaskCompleted', { agentId, taskId }, (p) =>
+        this.db
+          .selectFrom('tasks')
+          .selectAll()
+          .where('agent_id', '=', p.agentId)
+          .where('task_id', '=', p.taskId),
+      ),
     );
     return r !== null;
   }
@@ -1471,8 +1484,10 @@ export class SqlTx implements StoreTx {
    */
   protected async readAuditHead(): Promise<{ seq: number; hash: string } | null> {
     if (this.#auditHead !== undefined) return this.#auditHead;
-    const head = await this.one<'audit_events'>(
-      this.db.selectFrom('audit_events').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1),
+    const head = await this.first<'audit_events'>(
+      prepared(this.db, 'auditHead', {}, () =>
+        this.db.selectFrom('audit_events').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1),
+      ),
     );
     return head ? { seq: num(head.seq), hash: head.hash } : null;
   }
@@ -1492,24 +1507,24 @@ export class SqlTx implements StoreTx {
       prev = { seq: event.seq, hash: event.hash };
     }
     if (events.length === 0) return events;
+    const rows = events.map((event) => ({
+      seq: event.seq,
+      id: event.id,
+      at: event.at,
+      type: event.type,
+      actor_type: event.actor.type,
+      actor_id: event.actor.id,
+      request_id: event.requestId,
+      data: JSON.stringify(event.data),
+      prev_hash: event.prevHash,
+      hash: event.hash,
+    }));
+    // One event per append is the common case: its shape is prepared once.
+    const [only] = rows;
     await this.exec.run(
-      this.db
-        .insertInto('audit_events')
-        .values(
-          events.map((event) => ({
-            seq: event.seq,
-            id: event.id,
-            at: event.at,
-            type: event.type,
-            actor_type: event.actor.type,
-            actor_id: event.actor.id,
-            request_id: event.requestId,
-            data: JSON.stringify(event.data),
-            prev_hash: event.prevHash,
-            hash: event.hash,
-          })),
-        )
-        .compile(),
+      rows.length === 1 && only
+        ? prepared(this.db, 'insertAuditEvent', only, (p) => this.db.insertInto('audit_events').values(p))
+        : this.db.insertInto('audit_events').values(rows).compile(),
     );
     const last = events[events.length - 1]!;
     this.#auditHead = { seq: last.seq, hash: last.hash };

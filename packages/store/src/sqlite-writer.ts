@@ -6,9 +6,9 @@
  * the disk. Durability is unchanged: WAL, synchronous=FULL, COMMIT fsyncs before anyone is
  * answered.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { type MessagePort, parentPort } from 'node:worker_threads';
-import { STORE_UNITS, type StoreTx, type StoreUnitName } from '@countersign/core';
+import { STORE_UNITS, type StoreTx, type StoreUnitName, useSha256 } from '@countersign/core';
 import type BetterSqlite3 from 'better-sqlite3';
 import { failpoint } from './failpoint.js';
 import { SqlTx } from './sql-store.js';
@@ -28,8 +28,23 @@ export class Writer {
   /** Why the current group commit cannot proceed (BEGIN failed), or null. */
   #batchError: unknown = null;
 
+  /** Transaction control, prepared once: parsing them on every unit was a measurable cost. */
+  readonly #sql: Record<
+    'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollbackTo',
+    BetterSqlite3.Statement
+  >;
+
   constructor(file: string, busyTimeoutMs: number, send: (message: FromWriter) => void) {
     this.#db = openWriteConnection(file, busyTimeoutMs);
+    const prepare = (text: string) => this.#db.prepare(text);
+    this.#sql = {
+      begin: prepare('BEGIN IMMEDIATE'),
+      commit: prepare('COMMIT'),
+      rollback: prepare('ROLLBACK'),
+      savepoint: prepare('SAVEPOINT unit'),
+      release: prepare('RELEASE unit'),
+      rollbackTo: prepare('ROLLBACK TO unit'),
+    };
     this.#tx = new SqlTx(compiler, new SqliteExecutor(this.#db), ids);
     this.#send = send;
   }
@@ -52,8 +67,8 @@ export class Writer {
   /** Undoes the open savepoint; the unit's audit events are gone, so the head is read again. */
   #rollbackUnit(): void {
     try {
-      this.#db.exec('ROLLBACK TO unit');
-      this.#db.exec('RELEASE unit');
+      this.#sql.rollbackTo.run();
+      this.#sql.release.run();
     } catch (error) {
       // The transaction itself is gone (I/O error): COMMIT will fail and say so.
       this.#batchError ??= error;
@@ -68,7 +83,7 @@ export class Writer {
         this.#batchError = null;
         this.#groupHasDecision = false;
         try {
-          db.exec('BEGIN IMMEDIATE');
+          this.#sql.begin.run();
         } catch (error) {
           this.#batchError = error;
         }
@@ -83,13 +98,13 @@ export class Writer {
           | undefined;
         if (!unit) return this.#fail(m.id, new Error(`no store unit named ${String(m.name)}`));
         try {
-          db.exec('SAVEPOINT unit');
+          this.#sql.savepoint.run();
         } catch (error) {
           return this.#fail(m.id, error);
         }
         try {
           const value = await unit(this.#tx, m.args);
-          db.exec('RELEASE unit');
+          this.#sql.release.run();
           return this.#ok(m.id, value);
         } catch (error) {
           this.#rollbackUnit();
@@ -99,7 +114,7 @@ export class Writer {
       case 'savepoint':
         if (this.#batchError === null) {
           try {
-            db.exec('SAVEPOINT unit');
+            this.#sql.savepoint.run();
           } catch (error) {
             this.#batchError = error;
           }
@@ -123,7 +138,7 @@ export class Writer {
       case 'release':
         if (this.#batchError === null) {
           try {
-            db.exec('RELEASE unit');
+            this.#sql.release.run();
           } catch (error) {
             this.#batchError = error;
           }
@@ -139,7 +154,7 @@ export class Writer {
         }
         try {
           if (this.#groupHasDecision) failpoint('store.before-commit');
-          db.exec('COMMIT');
+          this.#sql.commit.run();
           if (this.#groupHasDecision) failpoint('store.after-commit');
           return this.#ok(m.id, null);
         } catch (error) {
@@ -161,7 +176,7 @@ export class Writer {
 
   #abort(): void {
     try {
-      this.#db.exec('ROLLBACK');
+      this.#sql.rollback.run();
     } catch {
       // The connection is already out of the transaction.
     }
@@ -171,6 +186,9 @@ export class Writer {
 
 /** The thread's entry: one Writer per database, messages handled one after another, in arrival order. */
 export function runWriterThread(port: MessagePort = parentPort!): void {
+  // This thread has its own copy of core: the audit chain's hashing happens here, so it gets
+  // node:crypto's SHA-256 too (checked against the portable one's known answers).
+  useSha256((text) => createHash('sha256').update(text, 'utf8').digest('hex'));
   const send = (message: FromWriter) => port.postMessage(message);
   const writers = new Map<number, Writer>();
   const handle = async (m: ToWriter): Promise<void> => {

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
+  backtestCandidate,
   CountersignError,
   DEFAULT_RISK_SETTINGS,
   type EvaluationSettings,
@@ -11,10 +12,11 @@ import {
   runPolicyTests,
 } from '@countersign/core';
 import { policyEngineFromDirectory, validatePolicyDirectory } from '@countersign/policy';
-import { loadCatalogFile, loadConfig } from '@countersign/server';
+import { backtestView, loadCatalogFile, loadConfig, windowParam } from '@countersign/server';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { isInitialised } from '../home.js';
+import { openLocal } from '../local.js';
 
 export function policyValidate(home: string, dir?: string, schema?: string) {
   let policyDir = dir;
@@ -231,4 +233,46 @@ export function policyTest(
   const catalog = ResourceCatalog.from(loadCatalogFile(location.catalogFile), 'urn:countersign:uncatalogued');
   const results = runPolicyTests(cases, engine, { ...location.settings, catalog });
   return { location, testDir: dir, version: engine.version, results };
+}
+
+/** `countersign policy backtest --candidate <dir>`: the data directory's recent requests replayed. */
+export async function policyBacktest(
+  home: string,
+  options: { candidate: string; since?: string | undefined; schema?: string | undefined; examples?: number },
+): Promise<ReturnType<typeof backtestView>> {
+  const sinceSeconds = windowParam(options.since, 7 * 86_400);
+  const local = await openLocal(home);
+  try {
+    const schema = options.schema ? resolve(options.schema) : local.deps.config.schemaFile;
+    const candidate = policyEngineFromDirectory(resolve(options.candidate), schema);
+    const report = await backtestCandidate({
+      ctx: local.deps.ctx,
+      input: { candidate, sinceMs: sinceSeconds * 1000, examplesPerChange: options.examples ?? 3 },
+    });
+    return backtestView(report);
+  } finally {
+    await local.close();
+  }
+}
+
+/** Plain-text backtest report: counts per outcome change, then examples. */
+export function formatBacktest(r: ReturnType<typeof backtestView>): string {
+  const lines = [
+    `candidate ${r.candidate_version}`,
+    `replayed ${r.replayed} requests (${r.skipped} skipped): ${r.unchanged} unchanged`,
+    `reached a person: ${r.reviews_before} as recorded, ${r.reviews_after} under the candidate`,
+  ];
+  const keys = Object.keys(r.changes).sort();
+  if (keys.length === 0) lines.push('no outcome would change');
+  for (const key of keys) {
+    lines.push(`${key.replace('->', ' -> ').padEnd(18)} ${r.changes[key as keyof typeof r.changes]}`);
+    for (const e of r.examples[key] ?? []) {
+      lines.push(
+        `    ${e.request_id} ${e.agent_id} ${e.action} ${e.resource}${
+          e.from_group || e.to_group ? ` [${e.from_group ?? '-'} -> ${e.to_group ?? '-'}]` : ''
+        } (was ${e.recorded_status}; ${e.policies.join(', ') || 'no policy'})`,
+      );
+    }
+  }
+  return `${lines.join('\n')}\n`;
 }

@@ -41,6 +41,8 @@ export async function serveCommand(options: ServeOptions): Promise<{ close(): Pr
   if (config.dev) process.stderr.write(BANNER);
   await server.recordStart();
   server.startBackground();
+  // SIGHUP: read the policy directory now instead of at the next poll.
+  process.on('SIGHUP', () => void server.reloadPolicies());
   const http = listen({ fetch: server.app.fetch, port: options.port, hostname: options.host });
   await new Promise<void>((resolve, reject) => {
     http.once('listening', () => resolve());

@@ -21,6 +21,11 @@ export interface DomainContext {
   readonly clock: Clock;
   /** The current policy engine (hot reload swaps it; a decision reads it once). */
   readonly policy: () => PolicyEngine;
+  /**
+   * Shadow mode: a candidate policy set evaluated beside the active one on every request,
+   * never enforced; where it decides otherwise the difference is recorded. Absent or null: off.
+   */
+  readonly candidatePolicy?: () => PolicyEngine | null;
   readonly catalog: () => ResourceCatalog;
   /** The configured credential issuers; the catalog names which one serves a resource. */
   readonly issuers: IssuerRegistry;

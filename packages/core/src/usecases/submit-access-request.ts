@@ -10,9 +10,9 @@ import type { AuditEventInput } from '../audit.js';
 import { denyForIssuer } from '../checkpoint.js';
 import { canonicalJson, checkToolCall, requestDigestOfCanonical, sha256Hex } from '../digest.js';
 import { CountersignError } from '../errors.js';
-import { evaluateAccessRequest } from '../evaluate.js';
+import { evaluateAccessRequest, evaluatePolicyInput } from '../evaluate.js';
 import type { Grant, IssuedCredential } from '../issuer-port.js';
-import type { AccessRequestRecord, AgentRecord, LeaseRecord } from '../records.js';
+import type { AccessRequestRecord, AgentRecord, LeaseRecord, ShadowDecisionRecord } from '../records.js';
 import type { AccessRequestInput, Decision, RequestStatus } from '../types.js';
 import { runUnit } from '../units.js';
 import { agentActor, requestSummary } from './audit-helpers.js';
@@ -181,6 +181,33 @@ export async function submitAccessRequest({
     cnfJkt: input.assertion.dpopJkt,
   };
 
+  // Shadow mode: the candidate decides the same Cedar input; only a difference is kept.
+  const candidate = ctx.candidatePolicy?.() ?? null;
+  let shadow: ShadowDecisionRecord | null = null;
+  if (candidate) {
+    const active = evaluation.decision;
+    const other = evaluatePolicyInput(evaluation.policyInput, candidate, ctx.checkpoint);
+    if (
+      other.outcome !== active.outcome ||
+      other.obligations.reviewerGroup !== active.obligations.reviewerGroup
+    ) {
+      shadow = {
+        requestId: id,
+        agentId: agent.id,
+        action,
+        resource: resource.uri,
+        activeVersion: active.policyVersion,
+        activeOutcome: active.outcome,
+        activeGroup: active.obligations.reviewerGroup,
+        candidateVersion: other.policyVersion,
+        candidateOutcome: other.outcome,
+        candidateGroup: other.obligations.reviewerGroup,
+        candidatePolicies: other.determiningPolicies.map((p) => p.id),
+        createdAt: now,
+      };
+    }
+  }
+
   const checkpoint = { type: 'system', id: 'checkpoint' } as const;
   const events: AuditEventInput[] = [
     {
@@ -227,6 +254,7 @@ export async function submitAccessRequest({
       lease,
       now,
       maxPending: ctx.maxPendingReviewsPerAgent ?? null,
+      shadow,
     });
     if (!committed.recorded) {
       throw new CountersignError(

@@ -161,9 +161,11 @@ export interface SecretSummary {
 
 export class SecretVault {
   readonly #ctx: Pick<DomainContext, 'store' | 'clock'>;
-  readonly #masterKey: MasterKey | null;
-  readonly #problem: string | null;
+  #masterKey: MasterKey | null;
+  #problem: string | null;
   readonly #keyUseCap: number;
+  readonly #reload: (() => MasterKey) | null;
+  #lastReloadAt = 0;
 
   constructor(options: {
     ctx: Pick<DomainContext, 'store' | 'clock'>;
@@ -171,15 +173,35 @@ export class SecretVault {
     /** Why there is no master key (for /healthz), when there is none. */
     problem?: string | null;
     keyUseCap?: number;
+    /**
+     * Loads the key again while there is none (a key file that appears later, THREATS.md R6):
+     * tried at most once a second, when something needs the key or asks whether it is there.
+     */
+    reload?: () => MasterKey;
   }) {
     this.#ctx = options.ctx;
     this.#masterKey = options.masterKey;
     this.#problem = options.masterKey ? null : (options.problem ?? 'no master key');
     this.#keyUseCap = options.keyUseCap ?? MAX_WRAPS_PER_KEY;
+    this.#reload = options.reload ?? null;
+  }
+
+  #retry(): void {
+    if (this.#masterKey || !this.#reload) return;
+    const now = Date.now();
+    if (now - this.#lastReloadAt < 1000) return;
+    this.#lastReloadAt = now;
+    try {
+      this.#masterKey = this.#reload();
+      this.#problem = null;
+    } catch (error) {
+      this.#problem = (error as Error).message;
+    }
   }
 
   /** Null when the master key is loaded; otherwise why not. */
   unavailable(): string | null {
+    this.#retry();
     return this.#problem;
   }
 
@@ -188,6 +210,7 @@ export class SecretVault {
   }
 
   #key(): MasterKey {
+    this.#retry();
     if (!this.#masterKey) throw new CountersignError('CS_MASTER_KEY_UNAVAILABLE', this.#problem!);
     return this.#masterKey;
   }

@@ -7,6 +7,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import {
   type AccessRequestRecord,
+  adoptionChallenge,
+  adoptPolicy,
   CountersignError,
   castVote,
   decisionChallenge,
@@ -16,6 +18,7 @@ import {
   type LeaseStatus,
   type ReviewerRecord,
   recordEvidenceView,
+  recordPolicyLoad,
   requestClaims,
   revokeLease,
   startReviewerSession,
@@ -46,7 +49,9 @@ import {
 import { CHALLENGE_TTL_SECONDS, relyingParty } from '../console/webauthn.js';
 import { newId } from '../ids.js';
 import { jsonBodyLimit, readJson } from '../middleware/json.js';
+import { computeSuggestions, suggestionView, writeAdoptedPolicy } from '../suggestions.js';
 import { leaseView } from '../views.js';
+import { windowParam } from './insights.js';
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 const b64url = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url');
@@ -363,7 +368,10 @@ export function consoleRoutes(deps: ServerDeps): Hono {
       record.deadlineAt > now &&
       !votes.some((v) => v.reviewerId === reviewer.id)
     )
-      await recordEvidenceView({ ctx, input: { requestId: record.id, reviewerId: reviewer.id } });
+      // Best effort: the evidence stays readable when the store refuses writes (R6).
+      await recordEvidenceView({ ctx, input: { requestId: record.id, reviewerId: reviewer.id } }).catch(
+        (error) => deps.log.warn({ err: (error as Error).message }, 'could not record an evidence view'),
+      );
     const voters = new Map<string, string>();
     for (const v of votes)
       voters.set(
@@ -550,6 +558,150 @@ export function consoleRoutes(deps: ServerDeps): Hono {
       approvals_given: result.approvalsGiven,
       approvals_needed: result.approvalsNeeded,
     });
+  });
+
+  // ---- suggested policies (issue 8) ---------------------------------------------------------
+  const SUGGESTION_WINDOW_SECONDS = 30 * 86_400;
+  const suggestionsFor = (c: Context, only?: string) =>
+    computeSuggestions(ctx, deps.config, {
+      sinceMs: windowParam(c.req.query('window'), SUGGESTION_WINDOW_SECONDS) * 1000,
+      ...(only === undefined ? {} : { only }),
+      ...(c.req.query('min_approvals')
+        ? { minApprovals: Math.max(2, Math.min(1000, Number(c.req.query('min_approvals')) || 5)) }
+        : {}),
+    });
+
+  app.get('/v1/console/suggestions', async (c) => {
+    const { reviewer } = await requireReviewer(deps, c);
+    const items = await suggestionsFor(c);
+    return c.json({
+      admin_group: deps.config.policyAdminGroup,
+      can_adopt: reviewer.groups.includes(deps.config.policyAdminGroup),
+      policy_version: ctx.policy().version,
+      items: items.map(suggestionView),
+    });
+  });
+
+  /** Options for an admin's passkey assertion over one suggested policy's exact text. */
+  app.post('/v1/console/suggestions/:id/adopt/options', jsonBodyLimit, async (c) => {
+    const { reviewer } = await requireReviewer(deps, c);
+    const { value } = await readJson(c, z.strictObject({ text_sha256: z.string().max(80) }));
+    if (!reviewer.groups.includes(deps.config.policyAdminGroup))
+      throw new CountersignError(
+        'CS_NOT_ELIGIBLE',
+        `only members of ${deps.config.policyAdminGroup} may adopt policies`,
+      );
+    const found = (await suggestionsFor(c, c.req.param('id'))).find((s) => s.policy.id === c.req.param('id'));
+    if (!found)
+      throw new CountersignError('CS_NOT_FOUND', 'no such suggestion (it may be adopted or no longer hold)');
+    if (found.policy.textSha256 !== value.text_sha256)
+      throw new CountersignError(
+        'CS_POLICY_CHANGED',
+        'the suggested text changed: reload it and read it again',
+      );
+    const keys = await ctx.store.read((tx) => tx.listReviewerCredentials(reviewer.id));
+    const id = newId('chl');
+    const nonce = randomBytes(16).toString('base64url');
+    const expiresAt = ctx.clock.now() + CHALLENGE_TTL_SECONDS * 1000;
+    const challenge = adoptionChallenge({
+      policyId: found.policy.id,
+      textSha256: found.policy.textSha256,
+      activeVersion: ctx.policy().version,
+      reviewerId: reviewer.id,
+      nonce,
+      expiresAt,
+    });
+    const options = await generateAuthenticationOptions({
+      rpID: rp.id,
+      challenge: new Uint8Array(challenge),
+      allowCredentials: keys.map((k) => ({ id: k.id, transports: [...k.transports] })),
+      userVerification: 'required',
+      timeout: CHALLENGE_TTL_SECONDS * 1000,
+    });
+    await ctx.store.transaction((tx) =>
+      tx.insertChallenge({
+        id,
+        purpose: 'adopt_policy',
+        reviewerId: reviewer.id,
+        requestId: found.policy.id,
+        verdict: null,
+        nonce,
+        challenge: b64url(challenge),
+        expiresAt,
+        usedAt: null,
+      }),
+    );
+    return c.json({ options, challenge_id: id });
+  });
+
+  app.post('/v1/console/suggestions/:id/adopt', jsonBodyLimit, async (c) => {
+    const { reviewer } = await requireReviewer(deps, c);
+    const { value } = await readJson(
+      c,
+      z.strictObject({
+        challenge_id: z.string().max(64),
+        text_sha256: z.string().max(80),
+        response: WebAuthnResponse,
+      }),
+    );
+    const policyId = c.req.param('id');
+    const challenge = await ctx.store.read((tx) => tx.getChallenge(value.challenge_id));
+    if (
+      challenge?.purpose !== 'adopt_policy' ||
+      challenge.reviewerId !== reviewer.id ||
+      challenge.requestId !== policyId
+    )
+      assertionInvalid('the challenge is unknown or for another policy');
+    // The suggestion as it holds NOW: if its text or the active set changed since the options
+    // were made, the assertion signs another value and fails.
+    const found = (await suggestionsFor(c, policyId)).find((s) => s.policy.id === policyId);
+    if (!found)
+      throw new CountersignError('CS_NOT_FOUND', 'no such suggestion (it may be adopted or no longer hold)');
+    const expectedAdoption = b64url(
+      adoptionChallenge({
+        policyId,
+        textSha256: found.policy.textSha256,
+        activeVersion: ctx.policy().version,
+        reviewerId: reviewer.id,
+        nonce: challenge.nonce,
+        expiresAt: challenge.expiresAt,
+      }),
+    );
+    const response = value.response as unknown as AuthenticationResponseJSON;
+    const credential =
+      typeof response.id === 'string'
+        ? await ctx.store.read((tx) => tx.getReviewerCredential(response.id))
+        : null;
+    if (!credential || credential.reviewerId !== reviewer.id)
+      assertionInvalid('this passkey is not registered to you');
+    const verified = await verifyAssertion(response, expectedAdoption, credential);
+    await adoptPolicy({
+      ctx,
+      input: {
+        reviewer,
+        adminGroup: deps.config.policyAdminGroup,
+        challengeId: challenge.id,
+        policyId,
+        textSha256: found.policy.textSha256,
+        evidence: {
+          approvals: found.policy.approvals,
+          reviews_spared: found.evidence.reviewsSpared,
+          allows_denied: found.evidence.allowsDenied,
+          replayed: found.evidence.replayed,
+          previous_version: ctx.policy().version,
+        },
+        assertion: {
+          credentialId: credential.id,
+          assertionHash: `sha256:${createHash('sha256').update(JSON.stringify(response)).digest('hex')}`,
+          counter: { from: credential.counter, to: verified.newCounter },
+        },
+      },
+    });
+    writeAdoptedPolicy(deps.config, found.policy);
+    // Put in force here at once (the poll would within 2 s; other instances pick it up by
+    // their own poll when the policy directory is shared). The reload is audited.
+    const loaded = await deps.policies.reload();
+    return c.json({ adopted: policyId, policy_version: loaded.version, file: `${policyId}.cedar` });
   });
 
   // ---- live updates -----------------------------------------------------------------------

@@ -3,6 +3,10 @@
  * shadow-mode differences and suggested policies. Thin: parse, call core, map to the wire.
  */
 import {
+  ANALYTICS_MAX_ROWS,
+  type BacktestChange,
+  type BacktestReport,
+  backtestCandidate,
   CountersignError,
   type DurationStats,
   parseDuration,
@@ -83,6 +87,34 @@ export function reviewerLoadView(r: ReviewerLoadReport) {
   };
 }
 
+export function backtestView(r: BacktestReport) {
+  const change = (c: BacktestChange) => ({
+    request_id: c.requestId,
+    agent_id: c.agentId,
+    action: c.action,
+    resource: c.resource,
+    created_at: iso(c.createdAt),
+    from: c.from,
+    to: c.to,
+    from_group: c.fromGroup,
+    to_group: c.toGroup,
+    policies: c.policies,
+    recorded_status: c.recordedStatus,
+  });
+  return {
+    candidate_version: r.candidateVersion,
+    replayed: r.replayed,
+    unchanged: r.unchanged,
+    skipped: r.skipped,
+    reviews_before: r.reviewsBefore,
+    reviews_after: r.reviewsAfter,
+    changes: r.changes,
+    examples: Object.fromEntries(
+      Object.entries(r.examples).map(([k, list]) => [k, (list ?? []).map(change)]),
+    ),
+  };
+}
+
 export function insightRoutes(deps: ServerDeps): Hono {
   const { ctx } = deps;
   const app = new Hono();
@@ -94,5 +126,61 @@ export function insightRoutes(deps: ServerDeps): Hono {
     return c.json(reviewerLoadView(report));
   });
 
+  /** The configured candidate set (shadow mode's) against the recorded requests of a window. */
+  app.get('/v1/console/backtest', async (c) => {
+    await requireReviewer(deps, c);
+    const seconds = windowParam(c.req.query('window'));
+    const candidate = deps.policies.candidate();
+    if (!candidate) throw new CountersignError('CS_NOT_FOUND', noCandidate(deps));
+    const report = await backtestCandidate({ ctx, input: { candidate, sinceMs: seconds * 1000 } });
+    return c.json(backtestView(report));
+  });
+
+  /** Shadow mode: where the candidate decided live traffic otherwise, by outcome change. */
+  app.get('/v1/console/shadow', async (c) => {
+    await requireReviewer(deps, c);
+    const seconds = windowParam(c.req.query('window'));
+    const since = ctx.clock.now() - seconds * 1000;
+    const rows = await ctx.store.read((tx) => tx.listShadowDecisions(since, ANALYTICS_MAX_ROWS));
+    const candidate = deps.policies.candidate();
+    const counts: Record<string, number> = {};
+    const examples: Record<string, unknown[]> = {};
+    for (const r of rows) {
+      const key = `${r.activeOutcome}->${r.candidateOutcome}`;
+      counts[key] = (counts[key] ?? 0) + 1;
+      const list = (examples[key] ??= []);
+      if (list.length < 5)
+        list.push({
+          request_id: r.requestId,
+          agent_id: r.agentId,
+          action: r.action,
+          resource: r.resource,
+          at: iso(r.createdAt),
+          active: { version: r.activeVersion, outcome: r.activeOutcome, group: r.activeGroup },
+          candidate: {
+            version: r.candidateVersion,
+            outcome: r.candidateOutcome,
+            group: r.candidateGroup,
+            policies: r.candidatePolicies,
+          },
+        });
+    }
+    return c.json({
+      enabled: candidate !== null,
+      candidate_version: candidate?.version ?? null,
+      candidate_error: deps.policies.candidateError(),
+      differences: rows.length,
+      changes: counts,
+      examples,
+    });
+  });
+
   return app;
+}
+
+function noCandidate(deps: ServerDeps): string {
+  const problem = deps.policies.candidateError();
+  return problem
+    ? `the candidate policy set does not load: ${problem}`
+    : `no candidate policy set${deps.config.candidatePolicyDir ? ` at ${deps.config.candidatePolicyDir}` : ' is configured'}`;
 }

@@ -43,7 +43,10 @@ export function wellKnownRoutes(deps: ServerDeps): Hono {
   app.get('/healthz', async (c) => {
     const checks: Record<string, string> = {};
     const unready = deps.unready();
-    checks.policy = unready ?? `ok (${deps.ctx.policy().version})`;
+    const refused = deps.policyReloadRefused();
+    checks.policy =
+      unready ??
+      `ok (${deps.ctx.policy().version})${refused ? `; newer policy files refused, this set stays in force: ${refused}` : ''}`;
     try {
       await deps.ctx.store.read((tx) => tx.getAgent('healthz-probe'));
       if (deps.ctx.store.writeHealth()) {
