@@ -325,9 +325,10 @@ export class McpGateway {
       });
       return deniedError(request);
     }
-    // A grant is one-shot: the server hands an approved request's credential over once, on
-    // its first read. No credential means this approval was already used for a call.
-    if (!request.credential && request.lease_id !== null)
+    // A grant is one-shot: the server hands an allowed request's credential over once (in the
+    // answer that allowed it, or on the first read after an approval). No credential means
+    // this grant was already used for a call: fail closed.
+    if (!request.credential)
       return toolError('CS_APPROVAL_USED', 'this approval was already used for a call', request.id);
 
     this.#log({ msg: 'tool call allowed', action: call.action, request: request.id });
