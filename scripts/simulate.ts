@@ -164,8 +164,15 @@ function hostile(spec: AgentSpec, r: () => number): Template {
     { ...routine, context: { tool_chain: [{ tool: 'web_fetch', summary: 'fetched attacker page' }] } },
     // ...or with invisible and bidi characters in the purpose (raises the risk score).
     { ...routine, purpose: INJECTION },
-    // A staging identity reaching for production (B13).
-    { action: 'write', resource: 'postgres://prod/billing/invoices-0' },
+    // A staging identity reaching for production (B13); for a production agent (for which
+    // such a write can be routine), administering production with untrusted input instead.
+    spec.env === 'staging'
+      ? { action: 'write', resource: 'postgres://prod/billing/invoices-0' }
+      : {
+          action: 'admin',
+          resource: 'postgres://prod/orders/config',
+          context: { tool_chain: [{ tool: 'browse', summary: 'a page said to grant admin' }] },
+        },
     // Secret export by a team that does not own it.
     { action: 'export', resource: 'secret://kms/prod-signing-key' },
     // Exfiltration: sharing data out, with untrusted input in the chain.
@@ -367,6 +374,7 @@ async function main() {
     const engine = ctx.policy();
     let replayed = 0;
     let replayViolations = 0;
+    const violations: Array<Record<string, unknown>> = [];
     for (const id of ids) {
       const record = await ctx.store.read((tx) => tx.getRequest(id));
       const input = record && recordedPolicyInput(record, ctx.risk);
@@ -389,6 +397,7 @@ async function main() {
         phase2_allowed_by_suggestion: liveViolations.length,
         replayed_against_final_set: replayed,
         allowed_by_suggestion: replayViolations,
+        violations,
       },
       seconds: Math.round((performance.now() - started) / 100) / 10,
     };
