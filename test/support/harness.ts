@@ -2,7 +2,7 @@
  * Test harness: a real Countersign on a real SQLite file in a temp dir, with the example
  * policies and catalog, driven through `app.request()` (no socket) with real signed JWTs.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Clock, registerAgent } from '@countersign/core';
@@ -154,6 +154,19 @@ export async function startHarness(
 }
 
 /** A well-formed request body; override any field. */
+/**
+ * For suites that open many reviews for one agent to test something else (properties, fuzzing):
+ * turns the per-agent cap on pending reviews off in the data dir's config. The cap has its own
+ * suite (test/pending-cap.test.ts).
+ */
+export function withoutPendingCap(home: string): void {
+  const file = join(home, 'countersign.yaml');
+  const text = readFileSync(file, 'utf8');
+  const next = text.replace(/max_pending_per_agent: \d+/, 'max_pending_per_agent: null');
+  if (next === text) throw new Error('the config has no max_pending_per_agent to turn off');
+  writeFileSync(file, next);
+}
+
 export function body(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     action: 'read',
