@@ -9,7 +9,7 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Harness, startHarness, type TestAgent } from './support/harness.js';
+import { type Harness, startHarness, type TestAgent, withoutPendingCap } from './support/harness.js';
 
 const RUNS = Number(process.env.B10_RUNS ?? 200);
 const RANK = { deny: 0, review: 1, allow: 2 } as const;
@@ -150,7 +150,9 @@ describe('B10 INV-10 free text and tool-chain claims against the real checkpoint
   const agents = {} as Record<(typeof AGENTS)[number], TestAgent>;
 
   beforeAll(async () => {
-    h = await startHarness();
+    // Hundreds of generated requests per agent, many of them reviews: the per-agent pending
+    // cap (E1, tested in pending-cap.test.ts) would answer 429 instead of the decision.
+    h = await startHarness({ configure: withoutPendingCap });
     agents.app = await h.addAgent('spiffe://acme.dev/agent/app-bot', { owner: 'app' });
     agents.billing = await h.addAgent('spiffe://acme.dev/agent/invoice-bot', { owner: 'billing' });
     agents.security = await h.addAgent('spiffe://acme.dev/agent/key-bot', { owner: 'security' });

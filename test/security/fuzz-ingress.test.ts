@@ -7,7 +7,7 @@
 import { AccessRequestBodySchema } from '@countersign/protocol';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { body, type Harness, startHarness, type TestAgent } from '../support/harness.js';
+import { body, type Harness, startHarness, type TestAgent, withoutPendingCap } from '../support/harness.js';
 import { suiteSeed } from './attack-kit.js';
 
 const SEED = suiteSeed();
@@ -156,7 +156,8 @@ describe('R1 generated hostile bodies (CI tier)', () => {
   beforeAll(async () => {
     process.on('unhandledRejection', onUnhandled);
     process.on('uncaughtException', onUnhandled);
-    h = await startHarness();
+    // Thousands of mutated bodies from one agent, many of them reviews: no pending cap here.
+    h = await startHarness({ configure: withoutPendingCap });
     agent = await h.addAgent('spiffe://acme.dev/agent/fuzz-bot', { owner: 'app' });
   });
   afterAll(async () => {

@@ -2,7 +2,7 @@
  * Test harness: a real Countersign on a real SQLite file in a temp dir, with the example
  * policies and catalog, driven through `app.request()` (no socket) with real signed JWTs.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Clock, registerAgent } from '@countersign/core';
@@ -151,6 +151,18 @@ export async function startHarness(
     },
   };
   return harness;
+}
+
+/**
+ * Turns off the per-agent pending-review cap (THREATS.md E1, tested in pending-cap.test.ts)
+ * for suites that send hundreds of generated reviews from one agent to test something else.
+ */
+export function withoutPendingCap(home: string): void {
+  const file = join(home, 'countersign.yaml');
+  writeFileSync(
+    file,
+    readFileSync(file, 'utf8').replace(/max_pending_per_agent: \d+/, 'max_pending_per_agent: null'),
+  );
 }
 
 /** A well-formed request body; override any field. */
