@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { countersignCount, openDb } from './support/db.js';
@@ -78,8 +78,9 @@ describe('fail closed (invariants 1 and 4, THREATS.md INV-9)', () => {
   it('J1 an empty policy directory denies everything', async () => {
     h = await startHarness({
       configure: (home) => {
-        for (const f of ['reads', 'secrets', 'production', 'boundaries', 'safeguards']) {
-          writeFileSync(join(home, 'policies', `${f}.cedar`), '');
+        // Every example file, whichever ship (mcp-tools.cedar joined them).
+        for (const f of readdirSync(join(home, 'policies')).filter((n) => n.endsWith('.cedar'))) {
+          writeFileSync(join(home, 'policies', f), '');
         }
       },
     });
