@@ -13,8 +13,14 @@ import { body, type Harness, startHarness, type TestAgent } from './support/harn
 async function cli(args: string[]) {
   let stdout = '';
   let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((c) => ((stdout += String(c)), true));
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((c) => ((stderr += String(c)), true));
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((c) => {
+    stdout += String(c);
+    return true;
+  });
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((c) => {
+    stderr += String(c);
+    return true;
+  });
   try {
     return { code: await main(['node', 'countersign', ...args]), stdout, stderr };
   } finally {

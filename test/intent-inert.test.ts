@@ -150,6 +150,8 @@ describe('B10 INV-10 free text and tool-chain claims against the real checkpoint
   const agents = {} as Record<(typeof AGENTS)[number], TestAgent>;
 
   beforeAll(async () => {
+    // Hundreds of generated requests per agent, many of them reviews: the per-agent pending
+    // cap (E1, tested in pending-cap.test.ts) would answer 429 instead of the decision.
     h = await startHarness({ configure: withoutPendingCap });
     agents.app = await h.addAgent('spiffe://acme.dev/agent/app-bot', { owner: 'app' });
     agents.billing = await h.addAgent('spiffe://acme.dev/agent/invoice-bot', { owner: 'billing' });

@@ -156,6 +156,7 @@ describe('R1 generated hostile bodies (CI tier)', () => {
   beforeAll(async () => {
     process.on('unhandledRejection', onUnhandled);
     process.on('uncaughtException', onUnhandled);
+    // Thousands of mutated bodies from one agent, many of them reviews: no pending cap here.
     h = await startHarness({ configure: withoutPendingCap });
     agent = await h.addAgent('spiffe://acme.dev/agent/fuzz-bot', { owner: 'app' });
   });

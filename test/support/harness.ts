@@ -153,7 +153,6 @@ export async function startHarness(
   return harness;
 }
 
-/** A well-formed request body; override any field. */
 /**
  * For suites that open many reviews for one agent to test something else (properties, fuzzing):
  * turns the per-agent cap on pending reviews off in the data dir's config. The cap has its own
@@ -167,6 +166,7 @@ export function withoutPendingCap(home: string): void {
   writeFileSync(file, next);
 }
 
+/** A well-formed request body; override any field. */
 export function body(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     action: 'read',

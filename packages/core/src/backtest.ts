@@ -151,7 +151,8 @@ export function backtest(input: {
       recordedStatus: record.status,
     };
     changes[key] = (changes[key] ?? 0) + 1;
-    const list = (examples[key] ??= []);
+    const list = examples[key] ?? [];
+    examples[key] = list;
     if (list.length < perChange) list.push(change);
     all.push(change);
   }

@@ -148,7 +148,8 @@ export function insightRoutes(deps: ServerDeps): Hono {
     for (const r of rows) {
       const key = `${r.activeOutcome}->${r.candidateOutcome}`;
       counts[key] = (counts[key] ?? 0) + 1;
-      const list = (examples[key] ??= []);
+      const list = examples[key] ?? [];
+      examples[key] = list;
       if (list.length < 5)
         list.push({
           request_id: r.requestId,
