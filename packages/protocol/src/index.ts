@@ -1,8 +1,11 @@
 export {
   type AccessRequestBody,
   AccessRequestBodySchema,
+  type ForbiddenChecksBody,
+  ForbiddenChecksBodySchema,
   identifier,
   LIMITS,
+  MAX_VISIBILITY_CHECKS,
   type McpToolCall,
   McpToolCallSchema,
   ToolCallSchema,
