@@ -5,7 +5,6 @@ export {
   ForbiddenChecksBodySchema,
   identifier,
   LIMITS,
-  MAX_VISIBILITY_CHECKS,
   type McpToolCall,
   McpToolCallSchema,
   ToolCallSchema,

@@ -83,13 +83,10 @@ export const AccessRequestBodySchema = z.strictObject({
 
 export type AccessRequestBody = z.infer<typeof AccessRequestBodySchema>;
 
-/** The most (action, resource) pairs one `POST /v1/access-requests/forbidden` may ask about. */
-export const MAX_VISIBILITY_CHECKS = 256;
-
 /**
  * `POST /v1/access-requests/forbidden`: which of these would policy forbid outright? The names
  * are checked per entry by the server's grammar (a bad one is reported as invalid, not a 400);
- * the count is checked by the use case (over MAX_VISIBILITY_CHECKS: CS_TOO_MANY_CHECKS).
+ * the count by core's use case (over 256: CS_TOO_MANY_CHECKS).
  */
 export const ForbiddenChecksBodySchema = z.strictObject({
   checks: z.array(
