@@ -25,6 +25,7 @@ export const ERROR_CODES = {
   CS_INVALID_RESOURCE: 'invalid_request',
   CS_INVALID_IDENTIFIER: 'invalid_request',
   CS_ARGUMENTS_DIGEST_MISMATCH: 'invalid_request',
+  CS_TOO_MANY_CHECKS: 'invalid_request',
   CS_BODY_TOO_LARGE: 'too_large',
   CS_UNAUTHENTICATED: 'unauthenticated',
   CS_TOKEN_INVALID: 'unauthenticated',

@@ -205,6 +205,14 @@ export {
   type VerifiedAssertion,
   type VoteResult,
 } from './usecases/cast-vote.js';
+export {
+  checkForbiddenActions,
+  type InvalidVisibilityCheck,
+  isForbiddenOutright,
+  MAX_VISIBILITY_CHECKS,
+  type VisibilityCheck,
+  type VisibilityResult,
+} from './usecases/check-forbidden.js';
 export { completeTask } from './usecases/complete-task.js';
 export { consumeAssertion } from './usecases/consume-assertion.js';
 export type { Assertion, DomainContext, IdGenerator, OneTimeId, RequestEvents } from './usecases/context.js';

@@ -26,6 +26,8 @@ const UpstreamBase = {
   tools: z.record(z.string().regex(SEGMENT, 'tool names are 1-128 of [A-Za-z0-9._-]'), ToolRule).default({}),
   /** How long one call to this upstream may take once allowed, in seconds. */
   call_timeout_seconds: z.number().int().min(1).max(3600).default(300),
+  /** Leave tools that policy forbids outright out of `tools/list` (default: the gateway's setting). */
+  hide_forbidden: z.boolean().optional(),
 };
 
 const StdioUpstream = z.strictObject({
@@ -115,6 +117,11 @@ export const GatewayConfigSchema = z
     tool_chain_length: z.number().int().min(0).max(31).default(8),
     /** Longest a call waits for a review before answering "still pending" (default: the review deadline). */
     review_wait_seconds: z.number().int().min(1).max(86_400).optional(),
+    /**
+     * Leave tools that policy forbids outright (an explicit forbid) out of `tools/list`, asked
+     * of the server per agent and cached 30 s. A convenience: every call is still checked.
+     */
+    hide_forbidden: z.boolean().default(false),
   })
   .superRefine((c, ctx) => {
     const agents = new Set(Object.keys(c.agents));

@@ -17,7 +17,7 @@ import { Server, type ServerContext } from '@modelcontextprotocol/server';
 import { agentClient } from './agents.js';
 import type { GatewayConfig } from './config.js';
 import type { ToolErrorCode } from './errors.js';
-import { mapResource, ResourceMappingError } from './resource.js';
+import { fixedResource, mapResource, ResourceMappingError } from './resource.js';
 import { GATEWAY_NAME, GATEWAY_VERSION, Upstream } from './upstream.js';
 
 /** Separates the upstream from the tool in the names clients see: `github__create_pr`. */
@@ -32,6 +32,8 @@ export const ERROR_META = 'countersign.dev/error';
 const ACTION_NAME = /^[a-z][a-z0-9_.:-]{0,127}$/;
 /** Long-poll slice between two progress notifications, in seconds. */
 const PROGRESS_EVERY_SECONDS = 5;
+/** How long one agent's answer on forbidden tools is reused for `tools/list` (ms). */
+const VISIBILITY_CACHE_MS = 30_000;
 
 export interface GatewayOptions {
   /** fetch used to reach Countersign (tests inject nothing; kept for proxies and tracing). */
@@ -120,6 +122,8 @@ export class McpGateway {
   readonly #upstreams = new Map<string, Upstream>();
   readonly #clients = new Map<string, CountersignClient>();
   readonly #log: (line: Record<string, unknown>) => void;
+  /** Per agent: which listed tools are forbidden outright, and when the server said so. */
+  readonly #visibility = new Map<string, { at: number; key: string; hidden: ReadonlySet<string> }>();
 
   constructor(config: GatewayConfig, options: GatewayOptions = {}) {
     this.config = config;
@@ -152,9 +156,15 @@ export class McpGateway {
       );
   }
 
-  /** The namespaced tools of every upstream that answers. */
-  async listTools(): Promise<Tool[]> {
+  /**
+   * The namespaced tools of every upstream that answers. For an agent, with `hide_forbidden`
+   * on (for the gateway or the upstream), tools that policy forbids outright are left out, as
+   * the server answers for that agent; if it cannot answer, every tool is listed (the calls
+   * are still checked, and fail closed).
+   */
+  async listTools(agent?: string): Promise<Tool[]> {
     const tools: Tool[] = [];
+    const checks: { name: string; action: string; resource: string }[] = [];
     for (const upstream of this.#upstreams.values()) {
       let listed: readonly Tool[];
       try {
@@ -167,15 +177,51 @@ export class McpGateway {
         });
         continue;
       }
+      const hide = upstream.config.hide_forbidden ?? this.config.hide_forbidden;
       for (const tool of listed) {
+        const name = `${upstream.name}${NAMESPACE_SEPARATOR}${tool.name}`;
         tools.push({
           ...tool,
-          name: `${upstream.name}${NAMESPACE_SEPARATOR}${tool.name}`,
+          name,
           description: `[${upstream.name}, checked by Countersign] ${tool.description ?? ''}`.trim(),
         });
+        const action = `mcp:${upstream.name}:${tool.name.toLowerCase()}`;
+        // A name no policy can address is listed; its calls are refused anyway.
+        if (!hide || !ACTION_NAME.test(action) || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(tool.name)) continue;
+        // A resource mapped from the arguments is not known before the call: such a tool is
+        // listed (asking about a stand-in resource could hide a tool whose calls are allowed).
+        const resource = fixedResource(upstream.config.tools[tool.name]?.resource, upstream.name, tool.name);
+        if (resource !== null) checks.push({ name, action, resource });
       }
     }
-    return tools;
+    if (agent === undefined || checks.length === 0) return tools;
+    const hidden = await this.#forbiddenTools(agent, checks);
+    return tools.filter((t) => !hidden.has(t.name));
+  }
+
+  /** The listed tools policy forbids outright for this agent: cached briefly, fail open. */
+  async #forbiddenTools(
+    agent: string,
+    checks: readonly { name: string; action: string; resource: string }[],
+  ): Promise<ReadonlySet<string>> {
+    const key = checks.map((c) => `${c.action} ${c.resource}`).join('\n');
+    const now = Date.now();
+    const cached = this.#visibility.get(agent);
+    if (cached && cached.key === key && now - cached.at < VISIBILITY_CACHE_MS) return cached.hidden;
+    try {
+      const answer = await this.client(agent).forbiddenActions(checks);
+      const hidden = new Set(checks.filter((_c, i) => answer.forbidden[i] === true).map((c) => c.name));
+      this.#visibility.set(agent, { at: now, key, hidden });
+      return hidden;
+    } catch (error) {
+      this.#log({
+        level: 'warn',
+        msg: 'Countersign could not say which tools are forbidden: listing them all (calls are still checked)',
+        agent,
+        error: String(error),
+      });
+      return new Set();
+    }
   }
 
   #prepare(name: string, rawArgs: unknown): { call: PreparedCall } | { refused: CallToolResult } {
@@ -440,7 +486,7 @@ export class McpGateway {
       const info = server.getClientVersion();
       if (info) session.client = `${info.name}/${info.version}`;
     };
-    server.setRequestHandler('tools/list', async () => ({ tools: await this.listTools() }));
+    server.setRequestHandler('tools/list', async () => ({ tools: await this.listTools(session.agent) }));
     server.setRequestHandler('tools/call', async (request, ctx) => {
       if (!session.client) {
         const info = server.getClientVersion();

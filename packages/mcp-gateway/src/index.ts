@@ -27,6 +27,6 @@ export {
   type RunningHttpGateway,
   SESSION_IDLE_MS,
 } from './http.js';
-export { mapResource, ResourceMappingError } from './resource.js';
+export { fixedResource, mapResource, ResourceMappingError } from './resource.js';
 export { type RunningStdioGateway, serveGatewayStdio } from './stdio.js';
 export { GATEWAY_NAME, GATEWAY_VERSION, Upstream } from './upstream.js';

@@ -49,3 +49,13 @@ export function mapResource(
     valueText(name, Object.hasOwn(args, name) ? args[name] : undefined),
   );
 }
+
+/**
+ * The resource every call of a tool names whatever its arguments (`hide_forbidden`): its
+ * template when it has no placeholder, the default `mcp://<upstream>/<tool>` when it has no
+ * template; null when the resource comes from the arguments (no one answer stands for all calls).
+ */
+export function fixedResource(template: string | undefined, upstream: string, tool: string): string | null {
+  if (template === undefined) return `mcp://${upstream}/${tool}`;
+  return new RegExp(PLACEHOLDER.source).test(template) ? null : template;
+}

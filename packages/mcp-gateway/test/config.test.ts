@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  fixedResource,
   GatewayError,
   loadGatewayConfig,
   mapResource,
@@ -35,6 +36,29 @@ describe('gateway config', () => {
     expect(config.tool_chain_length).toBe(8);
     expect(config.purpose_argument).toBe('purpose');
     expect(config.upstreams.github).toMatchObject({ command: 'github-mcp-server', args: ['stdio'], env: {} });
+  });
+
+  it('hide_forbidden: off by default, a boolean for the gateway and per upstream, nothing else', () => {
+    expect(parseGatewayConfig(base, '/etc').hide_forbidden).toBe(false);
+    const on = parseGatewayConfig(
+      {
+        ...base,
+        hide_forbidden: true,
+        upstreams: { github: { command: 'x', hide_forbidden: false } },
+      },
+      '/etc',
+    );
+    expect(on.hide_forbidden).toBe(true);
+    expect(on.upstreams.github!.hide_forbidden).toBe(false);
+    expect(parseGatewayConfig(base, '/etc').upstreams.github!.hide_forbidden).toBeUndefined();
+    expect(refusal({ ...base, hide_forbidden: 'yes' }).code).toBe('CS_GATEWAY_CONFIG_INVALID');
+    expect(refusal({ ...base, hide_forbidden: 'yes' }).message).toMatch(/hide_forbidden/);
+  });
+
+  it('hide_forbidden asks about the resource every call names, or nothing when it comes from arguments', () => {
+    expect(fixedResource(undefined, 'docs', 'search')).toBe('mcp://docs/search');
+    expect(fixedResource('github://acme/payments', 'github', 'delete_repo')).toBe('github://acme/payments');
+    expect(fixedResource('github://{owner}/{repo}', 'github', 'delete_repo')).toBeNull();
   });
 
   it.each([

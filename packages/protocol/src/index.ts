@@ -1,6 +1,8 @@
 export {
   type AccessRequestBody,
   AccessRequestBodySchema,
+  type ForbiddenChecksBody,
+  ForbiddenChecksBodySchema,
   identifier,
   LIMITS,
   type McpToolCall,

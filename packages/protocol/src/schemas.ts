@@ -83,6 +83,21 @@ export const AccessRequestBodySchema = z.strictObject({
 
 export type AccessRequestBody = z.infer<typeof AccessRequestBodySchema>;
 
+/**
+ * `POST /v1/access-requests/forbidden`: which of these would policy forbid outright? The names
+ * are checked per entry by the server's grammar (a bad one is reported as invalid, not a 400);
+ * the count by core's use case (over 256: CS_TOO_MANY_CHECKS).
+ */
+export const ForbiddenChecksBodySchema = z.strictObject({
+  checks: z.array(
+    z.strictObject({
+      action: z.string().min(1).max(LIMITS.identifier),
+      resource: z.string().min(1).max(LIMITS.resource),
+    }),
+  ),
+});
+export type ForbiddenChecksBody = z.infer<typeof ForbiddenChecksBodySchema>;
+
 /** `?wait=` as decimal digits only: `0x10`, `1e1` and an empty value are refused, not coerced. */
 export const WaitQuerySchema = z
   .string()

@@ -131,6 +131,23 @@ export interface LeaseSummary {
   readonly [member: string]: unknown;
 }
 
+/** One (action, resource) pair for `forbiddenActions`. */
+export interface ForbiddenCheck {
+  readonly action: string;
+  readonly resource: string;
+}
+
+export interface ForbiddenActionsResult {
+  /** One per check, in order: true only where an explicit forbid policy denies it. */
+  readonly forbidden: readonly boolean[];
+  readonly invalid: readonly { readonly index: number; readonly code: string; readonly message: string }[];
+  /** The policy version that answered (the last call's, if several); null for no checks. */
+  readonly policyVersion: string | null;
+}
+
+/** The most checks the server takes in one call. */
+const MAX_FORBIDDEN_CHECKS = 256;
+
 export interface TaskHeartbeat {
   readonly task_id: string;
   readonly status: 'running';
@@ -345,6 +362,46 @@ export class CountersignClient {
       reason: reasonOf(request),
       request,
     };
+  }
+
+  /**
+   * Which of these (action, resource) pairs would policy forbid outright for this agent
+   * (deny by an explicit forbid; a default deny is not "forbidden")? One answer per check, in
+   * order. Each call of at most 256 checks is one audited server call; more are sent in
+   * several. A name the server's grammar refuses is reported in `invalid` and as not forbidden.
+   */
+  async forbiddenActions(
+    checks: readonly ForbiddenCheck[],
+    options: { signal?: AbortSignal } = {},
+  ): Promise<ForbiddenActionsResult> {
+    const forbidden: boolean[] = [];
+    const invalid: ForbiddenActionsResult['invalid'][number][] = [];
+    let policyVersion: string | null = null;
+    for (let start = 0; start < checks.length; start += MAX_FORBIDDEN_CHECKS) {
+      const slice = checks.slice(start, start + MAX_FORBIDDEN_CHECKS);
+      const answer = (await this.#json(
+        'POST',
+        '/v1/access-requests/forbidden',
+        { checks: slice.map((c) => ({ action: c.action, resource: c.resource })) },
+        {},
+        options.signal,
+      )) as {
+        forbidden: boolean[];
+        invalid: ForbiddenActionsResult['invalid'][number][];
+        policy_version: string;
+      };
+      if (!Array.isArray(answer?.forbidden) || answer.forbidden.length !== slice.length)
+        throw new CountersignApiError(
+          502,
+          'CS_BAD_ANSWER',
+          'the server answered a different number of checks',
+          answer,
+        );
+      forbidden.push(...answer.forbidden.map((f) => f === true));
+      for (const i of answer.invalid ?? []) invalid.push({ ...i, index: i.index + start });
+      policyVersion = answer.policy_version;
+    }
+    return { forbidden, invalid, policyVersion };
   }
 
   withdraw(id: string): Promise<AccessRequestWire> {

@@ -5,6 +5,8 @@ export {
   type ClientOptions,
   CountersignApiError,
   CountersignClient,
+  type ForbiddenActionsResult,
+  type ForbiddenCheck,
   type IntrospectionResponse,
   type LeaseSummary,
   type RequestAccessOptions,

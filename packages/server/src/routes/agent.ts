@@ -3,6 +3,7 @@ import {
   assertToolCallDigest,
   CountersignError,
   canonicalJson,
+  checkForbiddenActions,
   completeTask,
   deliverCredential,
   failTask,
@@ -13,7 +14,12 @@ import {
   submitAccessRequest,
   withdrawAccessRequest,
 } from '@countersign/core';
-import { AccessRequestBodySchema, identifier, WaitQuerySchema } from '@countersign/protocol';
+import {
+  AccessRequestBodySchema,
+  ForbiddenChecksBodySchema,
+  identifier,
+  WaitQuerySchema,
+} from '@countersign/protocol';
 import { failpoint } from '@countersign/store';
 import { Hono } from 'hono';
 import { z } from 'zod';
@@ -59,6 +65,25 @@ export function agentRoutes(deps: ServerDeps): Hono {
     if (!result.replayed) deps.metrics.decisions.inc({ outcome: result.record.decision.outcome });
     if (result.replayed) c.header('Idempotent-Replayed', 'true');
     return c.json(accessRequestView(result.record, result.credential), result.replayed ? 200 : 201);
+  });
+
+  /**
+   * Which of these (action, resource) pairs would policy forbid outright for this agent? The
+   * MCP gateway's `hide_forbidden` asks it for `tools/list`. One audit event per call, written
+   * with the assertion's consumption before the answer; no request is recorded.
+   */
+  app.post('/v1/access-requests/forbidden', jsonBodyLimit, async (c) => {
+    const who = await authenticateAgent(deps, c);
+    const { value } = await readJson(c, ForbiddenChecksBodySchema);
+    const result = await checkForbiddenActions({
+      ctx,
+      input: { agent: who.agent, assertion: who.assertion, checks: value.checks },
+    });
+    return c.json({
+      forbidden: result.forbidden,
+      invalid: result.invalid,
+      policy_version: result.policyVersion,
+    });
   });
 
   app.get('/v1/access-requests/:id', async (c) => {
