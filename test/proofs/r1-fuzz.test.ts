@@ -422,7 +422,7 @@ describe('R1 fuzzing the agent API in-process', () => {
     const t = tally('paths');
     const id = fc.oneof(
       fc.string({ maxLength: 40 }),
-      fc.constantFrom("1' OR '1'='1", '../../etc/passwd', '%00', '%2e%2e', 'req_' + 'a'.repeat(300)),
+      fc.constantFrom("1' OR '1'='1", '../../etc/passwd', '%00', '%2e%2e', `req_${'a'.repeat(300)}`),
     );
     const route = fc.tuple(
       id,
