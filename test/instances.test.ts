@@ -243,7 +243,7 @@ notifications:
     }
   });
 
-  it('C2 INV-8 a lease revoked on A is inactive for introspection on B and C within one second (figures printed)', async () => {
+  it('C2 INV-8 R10 a lease revoked on A is inactive for introspection on B and C within one second (figures printed)', async () => {
     const delays: number[] = [];
     for (let i = 0; i < 5; i++) {
       const granted = await agent.call(url(A), 'POST', '/v1/access-requests', STAGING_READ);

@@ -121,7 +121,7 @@ describe('leases, tasks, reviews and the agent lifecycle', () => {
     expect(countersignCount(h.home, 'access_requests')).toBe(1);
   });
 
-  it('A11 a pending review past its deadline reads as expired (a deny) without any sweeper', async () => {
+  it('A11 R9 a pending review past its deadline reads as expired (a deny) without any sweeper', async () => {
     const { json } = await h.requestAccess(
       agent,
       body({ action: 'write', resource: 'postgres://prod/billing/invoices' }),

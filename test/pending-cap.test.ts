@@ -111,7 +111,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect(later.json.status).toBe('pending');
     });
 
-    it('E1 a concurrent flood of 40 review requests leaves exactly the cap pending, the rest 429 and audited', async () => {
+    it('E1 R11 a concurrent flood of 40 review requests leaves exactly the cap pending, the rest 429 and audited', async () => {
       const agent = await h.addAgent('burst', { owner: 'billing' });
       const results = await Promise.all(
         Array.from({ length: 40 }, (_, i) =>

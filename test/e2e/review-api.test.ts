@@ -154,7 +154,7 @@ describe('human review with passkeys (API level, real Chromium authenticator)', 
     expect(((await agent.getRequest(pending.id)) as any).status).toBe('pending');
   });
 
-  it('A6 reviewers outside the group, the on-behalf-of user, and the owner under @separation are refused', async () => {
+  it('A6 INV-6 reviewers outside the group, the on-behalf-of user, and the owner under @separation are refused', async () => {
     const agent = await liveAgent(live, 'invoice-bot-a6', { owner: 'billing' });
     const pending = await agent.submitAccessRequest({
       ...PROD_WRITE,

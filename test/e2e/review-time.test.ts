@@ -53,7 +53,7 @@ describe('approval time and policy bounds', () => {
       await alice.page.goto(`${live.url}/healthz/live`);
     }
   });
-  it('A11 an approval after the deadline is refused and the agent reads expired (a deny)', async () => {
+  it('A11 R9 an approval after the deadline is refused and the agent reads expired (a deny)', async () => {
     const agent = await liveAgent(live, 'bot-a11', { owner: 'billing' });
     const pending = await agent.submitAccessRequest({
       ...PROD_WRITE,

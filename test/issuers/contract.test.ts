@@ -92,7 +92,7 @@ for (const kind of KINDS) {
       }
     });
 
-    it('C1 completing the task revokes it within one second', async () => {
+    it('C1 R10 completing the task revokes it within one second', async () => {
       const { taskId, leaseId, credential } = await issue();
       expect(await kind.use(h, agent, credential)).toBe(true);
       const started = performance.now();

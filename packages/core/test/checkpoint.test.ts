@@ -188,7 +188,7 @@ describe('decide: outcomes', () => {
     expect(first.obligations.reviewerGroup).toBe('alpha');
   });
 
-  it('a policy TTL or deadline longer than the default never extends it', () => {
+  it('INV-5 a policy TTL or deadline longer than the default never extends it', () => {
     const d = decide(evaluated('allow', [permit('p', { ttl: '1d', deadline: '1d' })]), VERSION, SETTINGS);
     expect(d.obligations.maxTtlSeconds).toBe(3600);
     expect(d.obligations.deadlineSeconds).toBe(900);
