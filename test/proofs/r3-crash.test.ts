@@ -84,7 +84,12 @@ describe('R3 crash safety: kill -9 at named failpoints during issuance (SQLite, 
     await local.close();
   }, 120_000);
 
-  afterAll(() => rmSync(home, { recursive: true, force: true }));
+  /** The child of the current cycle: stopped here if an assertion ends the test mid-cycle. */
+  let live: import('node:child_process').ChildProcess | null = null;
+  afterAll(() => {
+    if (live && live.exitCode === null && live.signalCode === null) live.kill('SIGKILL');
+    rmSync(home, { recursive: true, force: true });
+  });
 
   it(
     `R3 H1 INV-2 INV-3 ${KILLS} kills at ${FAILPOINTS.length} failpoints: no credential without a committed audit event, no double issuance, the chain verifies after every restart`,
@@ -167,6 +172,7 @@ describe('R3 crash safety: kill -9 at named failpoints during issuance (SQLite, 
           if (startsKilledEarly > 3) throw error;
           continue;
         }
+        live = instance.child;
         readyMs.push(Date.now() - t0);
         // Retries first (same Idempotency-Key, fresh assertion): what a client does after a
         // dropped connection. Then new requests, all at once.
