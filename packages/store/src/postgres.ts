@@ -39,7 +39,7 @@ import type { ChangeChannel, ChangeChannelStatus } from './change-channel.js';
 import { type Executor, UniqueViolation } from './executor.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import type { Database } from './schema.js';
-import { auditWriteFailed, type IdSource, SqlTx, toAuditEvent } from './sql-store.js';
+import { auditWriteFailed, type IdSource, SqlTx } from './sql-store.js';
 
 export interface PostgresStoreOptions {
   /** `postgres://user:password@host:port/database?...` */
@@ -380,37 +380,17 @@ export class PostgresStore implements Store {
   }
 
   async listAgents(): Promise<AgentRecord[]> {
-    return this.read(async () => {
-      const rows = await this.#reader.all<Database['agents']>(
-        this.#kysely.selectFrom('agents').selectAll().orderBy('id').compile(),
-      );
-      const agents: AgentRecord[] = [];
-      for (const { id } of rows) {
-        const agent = await this.#readTx.getAgent(id);
-        if (agent) agents.push(agent);
-      }
-      return agents;
-    });
+    return this.read(() => this.#readTx.listAgents());
   }
 
   async *auditEvents(): AsyncIterable<AuditEvent> {
     const pageSize = 1000;
     let after = 0;
     for (;;) {
-      const rows = await this.read(() =>
-        this.#reader.all<Database['audit_events']>(
-          this.#kysely
-            .selectFrom('audit_events')
-            .selectAll()
-            .where('seq', '>', after)
-            .orderBy('seq')
-            .limit(pageSize)
-            .compile(),
-        ),
-      );
-      for (const row of rows) yield toAuditEvent(row);
-      if (rows.length < pageSize) return;
-      after = Number(rows[rows.length - 1]!.seq);
+      const events = await this.read(() => this.#readTx.auditEventsAfter(after, pageSize));
+      yield* events;
+      if (events.length < pageSize) return;
+      after = events[events.length - 1]!.seq;
     }
   }
 

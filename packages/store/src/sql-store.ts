@@ -246,6 +246,28 @@ export class SqlTx implements StoreTx {
     return r ? toAgent(r) : null;
   }
 
+  /** Every agent, by id, in one query (the Store's `listAgents`). */
+  async listAgents(): Promise<AgentRecord[]> {
+    const rows = await this.exec.all<Row<'agents'>>(
+      this.db.selectFrom('agents').selectAll().orderBy('id').compile(),
+    );
+    return rows.map(toAgent);
+  }
+
+  /** Up to `limit` audit events after sequence number `after`, in chain order (the Store's `auditEvents`). */
+  async auditEventsAfter(after: number, limit: number): Promise<AuditEvent[]> {
+    const rows = await this.exec.all<Row<'audit_events'>>(
+      this.db
+        .selectFrom('audit_events')
+        .selectAll()
+        .where('seq', '>', after)
+        .orderBy('seq')
+        .limit(limit)
+        .compile(),
+    );
+    return rows.map(toAuditEvent);
+  }
+
   async getAgentByThumbprint(thumbprint: string) {
     const r = await this.one<'agents'>(
       this.db.selectFrom('agents').selectAll().where('jwk_thumbprint', '=', thumbprint),

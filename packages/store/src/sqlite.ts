@@ -31,7 +31,7 @@ import type { Kysely } from 'kysely';
 import { failpoint } from './failpoint.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import type { Database } from './schema.js';
-import { type IdSource, SqlTx, toAuditEvent } from './sql-store.js';
+import { type IdSource, SqlTx } from './sql-store.js';
 import { openWriteConnection, SqliteExecutor, sqliteCompiler } from './sqlite-connection.js';
 import { decodeError, type FromWriter, type ToWriter } from './writer-protocol.js';
 
@@ -401,33 +401,17 @@ export class SqliteStore implements Store {
   }
 
   async listAgents(): Promise<AgentRecord[]> {
-    const ids = this.#reader.allSync<{ id: string }>(
-      this.#kysely.selectFrom('agents').select('id').orderBy('id').compile(),
-    );
-    const agents: AgentRecord[] = [];
-    for (const { id } of ids) {
-      const agent = await this.#readTx.getAgent(id);
-      if (agent) agents.push(agent);
-    }
-    return agents;
+    return this.#readTx.listAgents();
   }
 
   async *auditEvents(): AsyncIterable<AuditEvent> {
     const pageSize = 1000;
     let after = 0;
     for (;;) {
-      const rows = this.#reader.allSync<Database['audit_events']>(
-        this.#kysely
-          .selectFrom('audit_events')
-          .selectAll()
-          .where('seq', '>', after)
-          .orderBy('seq')
-          .limit(pageSize)
-          .compile(),
-      );
-      for (const row of rows) yield toAuditEvent(row);
-      if (rows.length < pageSize) return;
-      after = Number(rows[rows.length - 1]!.seq);
+      const events = await this.#readTx.auditEventsAfter(after, pageSize);
+      yield* events;
+      if (events.length < pageSize) return;
+      after = events[events.length - 1]!.seq;
     }
   }
 
