@@ -18,7 +18,6 @@ import {
   type LeaseStatus,
   type ReviewerRecord,
   recordEvidenceView,
-  recordPolicyLoad,
   requestClaims,
   revokeLease,
   startReviewerSession,
@@ -285,6 +284,18 @@ export function consoleRoutes(deps: ServerDeps): Hono {
     return result.authenticationInfo;
   }
 
+  /** Options for a passkey assertion only this reviewer's passkeys can answer (THREATS.md INV-4). */
+  async function reviewerAssertionOptions(reviewerId: string, challenge: Uint8Array) {
+    const keys = await ctx.store.read((tx) => tx.listReviewerCredentials(reviewerId));
+    return generateAuthenticationOptions({
+      rpID: rp.id,
+      challenge: new Uint8Array(challenge),
+      allowCredentials: keys.map((k) => ({ id: k.id, transports: [...k.transports] })),
+      userVerification: 'required',
+      timeout: CHALLENGE_TTL_SECONDS * 1000,
+    });
+  }
+
   app.post('/v1/console/logout', async (c) => {
     const { reviewer, tokenHash } = await requireReviewer(deps, c);
     await endReviewerSession({ ctx, input: { tokenHash, reviewerId: reviewer.id } });
@@ -455,7 +466,6 @@ export function consoleRoutes(deps: ServerDeps): Hono {
     const agent = await ctx.store.read((tx) => tx.getAgent(record.agentId));
     const why = ineligibility(reviewer, record, agent);
     if (why) throw new CountersignError('CS_NOT_ELIGIBLE', why);
-    const keys = await ctx.store.read((tx) => tx.listReviewerCredentials(reviewer.id));
     const id = newId('chl');
     const nonce = randomBytes(16).toString('base64url');
     const expiresAt = Math.min(record.deadlineAt, now + CHALLENGE_TTL_SECONDS * 1000);
@@ -468,14 +478,7 @@ export function consoleRoutes(deps: ServerDeps): Hono {
       nonce,
       expiresAt,
     });
-    const options = await generateAuthenticationOptions({
-      rpID: rp.id,
-      challenge: new Uint8Array(challenge),
-      // Only this reviewer's passkeys can answer (THREATS.md INV-4).
-      allowCredentials: keys.map((k) => ({ id: k.id, transports: [...k.transports] })),
-      userVerification: 'required',
-      timeout: CHALLENGE_TTL_SECONDS * 1000,
-    });
+    const options = await reviewerAssertionOptions(reviewer.id, challenge);
     await ctx.store.transaction((tx) =>
       tx.insertChallenge({
         id,
@@ -599,7 +602,6 @@ export function consoleRoutes(deps: ServerDeps): Hono {
         'CS_POLICY_CHANGED',
         'the suggested text changed: reload it and read it again',
       );
-    const keys = await ctx.store.read((tx) => tx.listReviewerCredentials(reviewer.id));
     const id = newId('chl');
     const nonce = randomBytes(16).toString('base64url');
     const expiresAt = ctx.clock.now() + CHALLENGE_TTL_SECONDS * 1000;
@@ -611,13 +613,7 @@ export function consoleRoutes(deps: ServerDeps): Hono {
       nonce,
       expiresAt,
     });
-    const options = await generateAuthenticationOptions({
-      rpID: rp.id,
-      challenge: new Uint8Array(challenge),
-      allowCredentials: keys.map((k) => ({ id: k.id, transports: [...k.transports] })),
-      userVerification: 'required',
-      timeout: CHALLENGE_TTL_SECONDS * 1000,
-    });
+    const options = await reviewerAssertionOptions(reviewer.id, challenge);
     await ctx.store.transaction((tx) =>
       tx.insertChallenge({
         id,
