@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { listUnusedAgents, registerAgent } from '@countersign/core';
+import { listUnusedAgents } from '@countersign/core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { initHome } from '../packages/cli/src/commands/init.js';
 import { main } from '../packages/cli/src/main.js';
@@ -17,6 +17,7 @@ import {
   kubernetesClaims,
   mint,
   newSigningKey,
+  registerWorkloadAgent,
   type SigningKeyPair,
 } from './support/workload-issuers.js';
 
@@ -148,16 +149,10 @@ describe('last seen, unused and the console kill switch on a running server', ()
         ),
     });
     for (const name of ['busy-bot', 'idle-bot', 'kill-bot']) {
-      await registerAgent({
-        ctx: h.server.deps.ctx,
-        actor: { type: 'operator', id: 'test' },
-        input: {
-          id: name,
-          owner: 'payments',
-          boundary: 'acme',
-          environment: 'production',
-          workloadIdentities: [{ issuer: K8S, subject: `system:serviceaccount:payments:${name}` }],
-        },
+      await registerWorkloadAgent(h.server.deps.ctx, {
+        id: name,
+        issuer: K8S,
+        subject: `system:serviceaccount:payments:${name}`,
       });
     }
   }, 60_000);

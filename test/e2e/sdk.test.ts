@@ -24,6 +24,7 @@ import {
   kubernetesClaims,
   mint,
   newSigningKey,
+  registerWorkloadAgent,
   type SigningKeyPair,
 } from '../support/workload-issuers.js';
 import { PROD_WRITE } from './support/agent.js';
@@ -75,16 +76,11 @@ describe('SDK end to end: workload identity, DPoP, review, lease verification', 
     });
     tokenFile = join(live.home, 'projected-token');
     writeFileSync(tokenFile, await projectToken());
-    await registerAgent({
-      ctx: live.server.deps.ctx,
-      actor: { type: 'operator', id: 'test' },
-      input: {
-        id: 'invoice-bot',
-        owner: 'billing',
-        boundary: 'acme',
-        environment: 'production',
-        workloadIdentities: [{ issuer: K8S, subject: 'system:serviceaccount:billing:invoice-bot' }],
-      },
+    await registerWorkloadAgent(live.server.deps.ctx, {
+      id: 'invoice-bot',
+      owner: 'billing',
+      issuer: K8S,
+      subject: 'system:serviceaccount:billing:invoice-bot',
     });
     client = new CountersignClient({ server: live.url, tokenSource: tokenFileSource(tokenFile), dpop: true });
     verifier = new LeaseVerifier({

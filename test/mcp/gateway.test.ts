@@ -34,6 +34,7 @@ import {
   kubernetesClaims,
   mint,
   newSigningKey,
+  registerWorkloadAgent,
   type SigningKeyPair,
 } from '../support/workload-issuers.js';
 
@@ -511,16 +512,11 @@ describe('MCP gateway', () => {
   });
 
   it('the gateway authenticates with a workload token too: from a file (re-read on each call) or the environment', async () => {
-    await registerAgent({
-      ctx: live.server.deps.ctx,
-      actor: { type: 'operator', id: 'test' },
-      input: {
-        id: 'ci-agent',
-        owner: 'app',
-        boundary: 'acme',
-        environment: 'production',
-        workloadIdentities: [{ issuer: K8S, subject: 'system:serviceaccount:ci:ci-agent' }],
-      },
+    await registerWorkloadAgent(live.server.deps.ctx, {
+      id: 'ci-agent',
+      owner: 'app',
+      issuer: K8S,
+      subject: 'system:serviceaccount:ci:ci-agent',
     });
     const project = () =>
       mint(k8sKey, Date.now(), kubernetesClaims(K8S, 'countersign', 'ci', 'ci-agent'), { lifetime: 3600 });

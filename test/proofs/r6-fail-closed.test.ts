@@ -23,7 +23,6 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { registerAgent } from '@countersign/core';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../../packages/store/test/support/pg-database.js';
@@ -36,6 +35,7 @@ import {
   kubernetesClaims,
   mint,
   newSigningKey,
+  registerWorkloadAgent,
 } from '../support/workload-issuers.js';
 
 const RECOVERY_BOUND_MS = 10_000;
@@ -316,16 +316,10 @@ describe('R6 fail-closed matrix', () => {
       jwks_cache: { max_age: 1s, cooldown: 1s, timeout: 1s }`,
         ),
     });
-    await registerAgent({
-      ctx: h.server.deps.ctx,
-      actor: { type: 'operator', id: 'test' },
-      input: {
-        id: 'k8s-bot',
-        owner: 'payments',
-        boundary: 'acme',
-        environment: 'production',
-        workloadIdentities: [{ issuer: ISS, subject: 'system:serviceaccount:payments:k8s-bot' }],
-      },
+    await registerWorkloadAgent(h.server.deps.ctx, {
+      id: 'k8s-bot',
+      issuer: ISS,
+      subject: 'system:serviceaccount:payments:k8s-bot',
     });
     const send = async () => {
       const token = await mint(

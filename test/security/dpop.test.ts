@@ -5,13 +5,19 @@
  * real jose-signed proofs.
  */
 import { createHash } from 'node:crypto';
-import { castVote, registerAgent } from '@countersign/core';
+import { castVote } from '@countersign/core';
 import { verifyDpopProof } from '@countersign/server';
 import { decodeJwt, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DpopKey, dpopProof, newDpopKey } from '../support/dpop.js';
 import { body, type Harness, ISSUER, startHarness, type TestAgent } from '../support/harness.js';
-import { appendConfig, mint, newSigningKey, type SigningKeyPair } from '../support/workload-issuers.js';
+import {
+  appendConfig,
+  mint,
+  newSigningKey,
+  registerWorkloadAgent,
+  type SigningKeyPair,
+} from '../support/workload-issuers.js';
 import { dbCounts } from './attack-kit.js';
 
 const SUBMIT_URL = `${ISSUER}/v1/access-requests`;
@@ -89,17 +95,7 @@ beforeAll(async () => {
     ['oidc-bot', OIDC],
     ['strict-bot', STRICT],
   ] as const) {
-    await registerAgent({
-      ctx: h.server.deps.ctx,
-      actor: { type: 'operator', id: 'test' },
-      input: {
-        id,
-        owner: 'payments',
-        boundary: 'acme',
-        environment: 'staging',
-        workloadIdentities: [{ issuer, subject: id }],
-      },
-    });
+    await registerWorkloadAgent(h.server.deps.ctx, { id, issuer, subject: id, environment: 'staging' });
   }
 }, 60_000);
 

@@ -5,12 +5,11 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { registerAgent } from '@countersign/core';
 import { exportJWK, generateKeyPair } from 'jose';
 import Provider from 'oidc-provider';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { body, type Harness, startHarness } from '../support/harness.js';
-import { appendConfig } from '../support/workload-issuers.js';
+import { appendConfig, registerWorkloadAgent } from '../support/workload-issuers.js';
 
 const RESOURCE = 'https://countersign.test';
 const SECRET = 'a-long-client-secret-for-the-test-provider-only';
@@ -95,17 +94,7 @@ beforeAll(async () => {
       jwks_cache: { max_age: 1s, cooldown: 1s, timeout: 2s }`,
       ),
   });
-  await registerAgent({
-    ctx: h.server.deps.ctx,
-    actor: { type: 'operator', id: 'test' },
-    input: {
-      id: 'invoice-bot',
-      owner: 'payments',
-      boundary: 'acme',
-      environment: 'production',
-      workloadIdentities: [{ issuer, subject: 'invoice-bot' }],
-    },
-  });
+  await registerWorkloadAgent(h.server.deps.ctx, { id: 'invoice-bot', issuer, subject: 'invoice-bot' });
 }, 60_000);
 
 afterAll(async () => {

@@ -7,7 +7,7 @@
 import { createHash, sign as cryptoSign, KeyObject, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { registerAgent, suspendAgent } from '@countersign/core';
+import { suspendAgent } from '@countersign/core';
 import { type CryptoKey, exportSPKI, importJWK, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { body, type Harness, startHarness } from '../support/harness.js';
@@ -18,6 +18,7 @@ import {
   kubernetesClaims,
   mint,
   newSigningKey,
+  registerWorkloadAgent,
   type SigningKeyPair,
   svidClaims,
 } from '../support/workload-issuers.js';
@@ -41,17 +42,7 @@ let attacker: SigningKeyPair;
 let bundleFile: string;
 
 async function register(id: string, issuer: string, subject: string, environment = 'production') {
-  await registerAgent({
-    ctx: h.server.deps.ctx,
-    actor: { type: 'operator', id: 'test' },
-    input: {
-      id,
-      owner: 'payments',
-      boundary: 'acme',
-      environment,
-      workloadIdentities: [{ issuer, subject }],
-    },
-  });
+  await registerWorkloadAgent(h.server.deps.ctx, { id, issuer, subject, environment });
 }
 
 function submit(token: string, extra: Record<string, string> = {}, b: Record<string, unknown> = body()) {
@@ -490,17 +481,11 @@ describe('federated workload identity', () => {
     });
 
     it('B12 an agent past its registration expiry is 401 CS_AGENT_EXPIRED', async () => {
-      await registerAgent({
-        ctx: h.server.deps.ctx,
-        actor: { type: 'operator', id: 'test' },
-        input: {
-          id: 'temp-bot',
-          owner: 'payments',
-          boundary: 'acme',
-          environment: 'production',
-          workloadIdentities: [{ issuer: K8S, subject: 'system:serviceaccount:payments:temp-bot' }],
-          expiresAt: h.clock.now() + 60_000,
-        },
+      await registerWorkloadAgent(h.server.deps.ctx, {
+        id: 'temp-bot',
+        issuer: K8S,
+        subject: 'system:serviceaccount:payments:temp-bot',
+        expiresAt: h.clock.now() + 60_000,
       });
       await accepted(await k8sToken({}, 'payments', 'temp-bot'));
       h.clock.advance(61);

@@ -8,6 +8,7 @@
 import { appendFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { type DomainContext, registerAgent } from '@countersign/core';
 import { type CryptoKey, exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 
 export interface SigningKeyPair {
@@ -24,6 +25,29 @@ export async function newSigningKey(alg: 'RS256' | 'ES256' | 'EdDSA', kid: strin
   });
   const publicJwk = { ...(await exportJWK(pair.publicKey)), kid, alg, use: 'sig' };
   return { kid, alg, privateKey: pair.privateKey as CryptoKey, publicJwk };
+}
+
+/**
+ * Registers an agent that proves itself with a workload token (no key of its own), bound to
+ * one `issuer` + `subject`; owner `payments`, boundary `acme`, environment `production` unless given.
+ */
+export async function registerWorkloadAgent(
+  ctx: DomainContext,
+  agent: {
+    id: string;
+    issuer: string;
+    subject: string;
+    owner?: string;
+    environment?: string;
+    expiresAt?: number;
+  },
+): Promise<void> {
+  const { issuer, subject, owner = 'payments', environment = 'production', ...rest } = agent;
+  await registerAgent({
+    ctx,
+    actor: { type: 'operator', id: 'test' },
+    input: { ...rest, owner, boundary: 'acme', environment, workloadIdentities: [{ issuer, subject }] },
+  });
 }
 
 /** A JWKS host: `/<name>/jwks` serves the keys of that name; `fetches[name]` counts requests. */
