@@ -517,6 +517,8 @@ export class SqlTx implements StoreTx {
         .selectAll()
         .where('created_at', '>=', since)
         .orderBy('created_at')
+        .orderBy('request_id')
+        .orderBy('reviewer_id')
         .limit(limit)
         .compile(),
     );
@@ -541,6 +543,8 @@ export class SqlTx implements StoreTx {
         .selectAll()
         .where('viewed_at', '>=', since)
         .orderBy('viewed_at')
+        .orderBy('request_id')
+        .orderBy('reviewer_id')
         .limit(limit)
         .compile(),
     );
@@ -584,6 +588,7 @@ export class SqlTx implements StoreTx {
         .selectAll()
         .where('created_at', '>=', since)
         .orderBy('created_at', 'desc')
+        .orderBy('request_id', 'desc')
         .limit(limit)
         .compile(),
     );

@@ -552,6 +552,21 @@ for (const adapter of adapters) {
       expect((await store.read((tx) => tx.listRequestsSince(20, 10))).map((r) => r.id)).toEqual(['t2', 't3']);
       expect((await store.read((tx) => tx.listRequestsSince(0, 2))).map((r) => r.id)).toEqual(['t1', 't2']);
       expect((await store.read((tx) => tx.listVotesSince(20, 10))).map((v) => v.requestId)).toEqual(['t2']);
+      // Rows at the same instant come back in a fixed order, so a limit cuts the same rows on either database.
+      await store.transaction(async (tx) => {
+        for (const reviewerId of ['rev-3', 'rev-2'])
+          await tx.insertVote({
+            requestId: 't3',
+            reviewerId,
+            verdict: 'approve',
+            assertionHash: 'h',
+            credentialId: 'c',
+            createdAt: 35,
+          });
+      });
+      expect((await store.read((tx) => tx.listVotesSince(35, 1))).map((v) => v.reviewerId)).toEqual([
+        'rev-2',
+      ]);
 
       const view = { requestId: 't1', reviewerId: 'rev-1', viewedAt: 12 };
       const first = await Promise.all(
@@ -588,6 +603,10 @@ for (const adapter of adapters) {
       ).toBe(true);
       const listed = await store.read((tx) => tx.listShadowDecisions(0, 10));
       expect(listed.map((d) => d.requestId)).toEqual(['t2', 't1']);
+      await store.transaction((tx) => tx.insertShadowDecision({ ...shadow, requestId: 't3', createdAt: 50 }));
+      expect((await store.read((tx) => tx.listShadowDecisions(50, 1))).map((d) => d.requestId)).toEqual([
+        't3',
+      ]);
       expect(listed[1]).toEqual(shadow);
     });
 
