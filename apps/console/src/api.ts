@@ -369,6 +369,14 @@ async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Pr
 
 const seg = (value: string) => encodeURIComponent(value);
 
+/** `path` with the given parameters as its query; empty and absent ones are left out. */
+const withQuery = (path: string, params: Record<string, string | number | undefined>) => {
+  const query = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) if (value) query.set(name, String(value));
+  const qs = query.toString();
+  return qs ? `${path}?${qs}` : path;
+};
+
 // ---------------------------------------------------------------------------------------------
 // Endpoints
 
@@ -393,14 +401,8 @@ export const api = {
 
   reviews: () => call<{ items: ReviewSummary[] }>('GET', '/v1/console/reviews'),
   request: (id: string) => call<EvidencePack>('GET', `/v1/console/requests/${seg(id)}`),
-  history: (filter: { status?: string; agent?: string; limit?: number }) => {
-    const query = new URLSearchParams();
-    if (filter.status) query.set('status', filter.status);
-    if (filter.agent) query.set('agent', filter.agent);
-    if (filter.limit) query.set('limit', String(filter.limit));
-    const qs = query.toString();
-    return call<{ items: ReviewSummary[] }>('GET', `/v1/console/history${qs ? `?${qs}` : ''}`);
-  },
+  history: (filter: { status?: string; agent?: string; limit?: number }) =>
+    call<{ items: ReviewSummary[] }>('GET', withQuery('/v1/console/history', filter)),
 
   decisionOptions: (id: string, verdict: Verdict) =>
     call<{ options: PublicKeyCredentialRequestOptionsJSON; challenge_id: string }>(
@@ -419,16 +421,11 @@ export const api = {
   suspendAgent: (id: string, reason: string) =>
     call<SuspendResult>('POST', `/v1/console/agents/${seg(id)}/suspend`, { reason }),
 
-  leases: (filter: { status?: string; agent?: string }) => {
-    const query = new URLSearchParams();
-    if (filter.status) query.set('status', filter.status);
-    if (filter.agent) query.set('agent', filter.agent);
-    const qs = query.toString();
-    return call<{ items: LeaseRecord[]; failing_revocations: number }>(
+  leases: (filter: { status?: string; agent?: string }) =>
+    call<{ items: LeaseRecord[]; failing_revocations: number }>(
       'GET',
-      `/v1/console/leases${qs ? `?${qs}` : ''}`,
-    );
-  },
+      withQuery('/v1/console/leases', filter),
+    ),
   revokeLease: (id: string, reason: string) =>
     call<{ revoked: boolean; lease: LeaseRecord }>('POST', `/v1/console/leases/${seg(id)}/revoke`, {
       reason,
@@ -449,12 +446,10 @@ export const api = {
       challenge_id,
       response,
     }),
-  shadow: (window: string) =>
-    call<ShadowReport>('GET', `/v1/console/shadow?window=${encodeURIComponent(window)}`),
-  backtest: (window: string) =>
-    call<BacktestResult>('GET', `/v1/console/backtest?window=${encodeURIComponent(window)}`),
+  shadow: (window: string) => call<ShadowReport>('GET', withQuery('/v1/console/shadow', { window })),
+  backtest: (window: string) => call<BacktestResult>('GET', withQuery('/v1/console/backtest', { window })),
   analytics: (window: string) =>
-    call<ReviewerLoadReport>('GET', `/v1/console/analytics?window=${encodeURIComponent(window)}`),
+    call<ReviewerLoadReport>('GET', withQuery('/v1/console/analytics', { window })),
 };
 
 // ---------------------------------------------------------------------------------------------

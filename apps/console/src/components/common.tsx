@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { useEffect, useId, useState } from 'react';
 import { describeError } from '../api';
 import { formatDateTime, formatDuration, RISK_LABEL, riskLevel, STATUS_LABEL } from '../format';
 
@@ -64,5 +64,48 @@ export function Loading({ label }: { label: string }) {
     <p className="loading" role="status">
       {label}
     </p>
+  );
+}
+
+/** A filter card with one select and a Refresh button (which reloads with the current value). */
+export function SelectFilter({
+  label,
+  formLabel,
+  value,
+  options,
+  onChange,
+  onRefresh,
+}: {
+  label: string;
+  formLabel: string;
+  value: string;
+  options: readonly { value: string; label: string }[];
+  onChange: (value: string) => void;
+  onRefresh: () => void;
+}) {
+  const id = useId();
+  return (
+    <form
+      className="filters card"
+      onSubmit={(event) => {
+        event.preventDefault();
+        onRefresh();
+      }}
+      aria-label={formLabel}
+    >
+      <div className="field">
+        <label htmlFor={id}>{label}</label>
+        <select id={id} value={value} onChange={(e) => onChange(e.target.value)}>
+          {options.map((o) => (
+            <option key={o.value} value={o.value}>
+              {o.label}
+            </option>
+          ))}
+        </select>
+      </div>
+      <button type="submit" className="button">
+        Refresh
+      </button>
+    </form>
   );
 }

@@ -1,6 +1,6 @@
 import { type FormEvent, useCallback, useEffect, useId, useRef, useState } from 'react';
 import { api, type LeaseRecord } from '../api';
-import { DateTime, ErrorNote, Loading } from '../components/common';
+import { DateTime, ErrorNote, Loading, SelectFilter } from '../components/common';
 import { Untrusted } from '../components/Untrusted';
 
 const STATE_LABEL: Record<string, string> = {
@@ -29,7 +29,6 @@ export function LeasesPage() {
   const [error, setError] = useState<unknown>(null);
   const [revoking, setRevoking] = useState<string | null>(null);
   const [done, setDone] = useState<LeaseRecord | null>(null);
-  const statusId = useId();
 
   const load = useCallback(async (filter: string) => {
     try {
@@ -45,11 +44,6 @@ export function LeasesPage() {
   useEffect(() => {
     void load(status);
   }, [load, status]);
-
-  const submit = (event: FormEvent) => {
-    event.preventDefault();
-    void load(status);
-  };
 
   return (
     <section>
@@ -73,21 +67,14 @@ export function LeasesPage() {
           </p>
         )}
       </div>
-      <form className="filters card" onSubmit={submit} aria-label="Filter leases">
-        <div className="field">
-          <label htmlFor={statusId}>Status</label>
-          <select id={statusId} value={status} onChange={(e) => setStatus(e.target.value)}>
-            {FILTERS.map((f) => (
-              <option key={f.value} value={f.value}>
-                {f.label}
-              </option>
-            ))}
-          </select>
-        </div>
-        <button type="submit" className="button">
-          Refresh
-        </button>
-      </form>
+      <SelectFilter
+        label="Status"
+        formLabel="Filter leases"
+        value={status}
+        options={FILTERS}
+        onChange={setStatus}
+        onRefresh={() => void load(status)}
+      />
       {error != null && <ErrorNote error={error} title="Could not load the leases." />}
       {items === null ? (
         error == null && <Loading label="Loading leases…" />

@@ -1,7 +1,7 @@
-import { type FormEvent, useCallback, useEffect, useId, useState } from 'react';
+import { useCallback, useEffect, useState } from 'react';
 import { api, type ReviewerLoadReport } from '../api';
 import { BarChart, HourChart } from '../components/Charts';
-import { ErrorNote, Loading } from '../components/common';
+import { ErrorNote, Loading, SelectFilter } from '../components/common';
 import { Untrusted } from '../components/Untrusted';
 
 const WINDOWS = [
@@ -29,7 +29,6 @@ export function LoadPage() {
   const [window, setWindow] = useState<string>('7d');
   const [report, setReport] = useState<ReviewerLoadReport | null>(null);
   const [error, setError] = useState<unknown>(null);
-  const windowId = useId();
 
   const load = useCallback(async (w: string) => {
     try {
@@ -43,11 +42,6 @@ export function LoadPage() {
     void load(window);
   }, [load, window]);
 
-  const submit = (event: FormEvent) => {
-    event.preventDefault();
-    void load(window);
-  };
-
   return (
     <section>
       <h1 tabIndex={-1}>Reviewer load</h1>
@@ -55,21 +49,14 @@ export function LoadPage() {
         People should see exceptions, not routine. Where reviews come from, how long they wait, and signs that
         review has become rubber-stamping.
       </p>
-      <form className="filters card" onSubmit={submit} aria-label="Choose a window">
-        <div className="field">
-          <label htmlFor={windowId}>Window</label>
-          <select id={windowId} value={window} onChange={(e) => setWindow(e.target.value)}>
-            {WINDOWS.map((w) => (
-              <option key={w.value} value={w.value}>
-                {w.label}
-              </option>
-            ))}
-          </select>
-        </div>
-        <button type="submit" className="button">
-          Refresh
-        </button>
-      </form>
+      <SelectFilter
+        label="Window"
+        formLabel="Choose a window"
+        value={window}
+        options={WINDOWS}
+        onChange={setWindow}
+        onRefresh={() => void load(window)}
+      />
       {error != null && <ErrorNote error={error} title="Could not load the reviewer load." />}
       {report === null ? (
         error == null && <Loading label="Loading reviewer load…" />
