@@ -32,6 +32,7 @@ import {
   type HttpReviewer,
   registerAgents,
 } from '../test/support/http-actors.js';
+import { prng as rng } from '../test/support/prng.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -43,18 +44,6 @@ const { values: flags } = parseArgs({
 });
 const PER_PHASE = Number(flags.requests);
 const CONCURRENCY = Number(flags.concurrency);
-
-/** mulberry32: a small seeded PRNG, so a run can be reproduced. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Kind = 'routine' | 'novel' | 'hostile';
 interface Template {

@@ -43,17 +43,8 @@ export function unsigned(
   return `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(payload))}.${sig}`;
 }
 
-/** mulberry32: a tiny seeded PRNG so that every mutation corpus can be reproduced from its seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Every mutation corpus can be reproduced from its seed. */
+export { prng } from '../support/prng.js';
 
 /** The seed for a suite: SECURITY_SEED from the environment, else a fresh one (printed by the caller). */
 export function suiteSeed(): number {

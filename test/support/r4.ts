@@ -8,18 +8,7 @@
  */
 import { verifyAuditChain } from '@countersign/core';
 import type { HttpAgent, HttpReviewer } from './http-actors.js';
-
-/** Seeded PRNG (mulberry32): a failing run reproduces with its printed seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from './prng.js';
 
 export type Kind = 'one' | 'two' | 'short';
 export type Op = 'submit' | 'approve' | 'deny' | 'withdraw' | 'complete' | 'read' | 'close';
