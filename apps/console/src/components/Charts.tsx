@@ -3,7 +3,7 @@
  * from our origin only): geometry goes in SVG attributes, colours in styles.css classes.
  * Every chart carries a text equivalent (a title and a description) for screen readers.
  */
-import { useId } from 'react';
+import { type ReactNode, useId } from 'react';
 
 export interface Bar {
   readonly label: string;
@@ -15,6 +15,48 @@ export interface Bar {
 }
 
 const fmt = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(v < 10 ? 1 : 0));
+
+/**
+ * The figure around a chart: its caption, and an SVG labelled by that caption and a text
+ * description (or a note when there is no data).
+ */
+function ChartFigure({
+  title,
+  description,
+  width,
+  height,
+  empty = false,
+  children,
+}: {
+  title: string;
+  description: string;
+  width: number;
+  height: number;
+  empty?: boolean;
+  children: ReactNode;
+}) {
+  const id = useId();
+  return (
+    <figure className="chart">
+      <figcaption id={`${id}-t`}>{title}</figcaption>
+      {empty ? (
+        <p className="muted">No data in this window.</p>
+      ) : (
+        <svg
+          className="chart-svg"
+          viewBox={`0 0 ${width} ${height}`}
+          width="100%"
+          role="img"
+          aria-labelledby={`${id}-t ${id}-d`}
+        >
+          <title>{title}</title>
+          <desc id={`${id}-d`}>{description}</desc>
+          {children}
+        </svg>
+      )}
+    </figure>
+  );
+}
 
 /** Horizontal bars, one per label, scaled to the largest value (or `max`). */
 export function BarChart({
@@ -30,7 +72,6 @@ export function BarChart({
   max?: number;
   secondaryLabel?: string;
 }) {
-  const id = useId();
   const width = 520;
   const labelWidth = 170;
   const row = 26;
@@ -46,62 +87,52 @@ export function BarChart({
     )
     .join('; ');
   return (
-    <figure className="chart">
-      <figcaption id={`${id}-t`}>{title}</figcaption>
-      {bars.length === 0 ? (
-        <p className="muted">No data in this window.</p>
-      ) : (
-        <svg
-          className="chart-svg"
-          viewBox={`0 0 ${width} ${height}`}
-          width="100%"
-          role="img"
-          aria-labelledby={`${id}-t ${id}-d`}
-        >
-          <title>{title}</title>
-          <title>{title}</title>
-          <desc id={`${id}-d`}>{description}</desc>
-          {bars.map((b, i) => {
-            const y = i * row + 4;
-            return (
-              <g key={b.label} data-bar={b.label}>
-                <text className="chart-label" x={labelWidth - 8} y={y + 15} textAnchor="end">
-                  {b.label.length > 24 ? `${b.label.slice(0, 23)}…` : b.label}
-                </text>
-                {b.secondary != null && (
-                  <rect
-                    className="chart-bar-secondary"
-                    x={labelWidth}
-                    y={y + 2}
-                    width={Math.max(1, scale(b.secondary))}
-                    height={row - 8}
-                    rx={2}
-                  />
-                )}
-                <rect
-                  className={`chart-bar chart-bar-${b.tone ?? 'normal'}`}
-                  x={labelWidth}
-                  y={y + 6}
-                  width={Math.max(b.value > 0 ? 2 : 0, scale(b.value))}
-                  height={row - 16}
-                  rx={2}
-                />
-                <text
-                  className="chart-value"
-                  x={labelWidth + Math.max(scale(b.value), scale(b.secondary ?? 0)) + 6}
-                  y={y + 15}
-                >
-                  {fmt(b.value)}
-                  {unit}
-                  {b.secondary != null && secondaryLabel ? ` / ${fmt(b.secondary)}${unit}` : ''}
-                  {b.note ? ` ${b.note}` : ''}
-                </text>
-              </g>
-            );
-          })}
-        </svg>
-      )}
-    </figure>
+    <ChartFigure
+      title={title}
+      description={description}
+      width={width}
+      height={height}
+      empty={bars.length === 0}
+    >
+      {bars.map((b, i) => {
+        const y = i * row + 4;
+        return (
+          <g key={b.label} data-bar={b.label}>
+            <text className="chart-label" x={labelWidth - 8} y={y + 15} textAnchor="end">
+              {b.label.length > 24 ? `${b.label.slice(0, 23)}…` : b.label}
+            </text>
+            {b.secondary != null && (
+              <rect
+                className="chart-bar-secondary"
+                x={labelWidth}
+                y={y + 2}
+                width={Math.max(1, scale(b.secondary))}
+                height={row - 8}
+                rx={2}
+              />
+            )}
+            <rect
+              className={`chart-bar chart-bar-${b.tone ?? 'normal'}`}
+              x={labelWidth}
+              y={y + 6}
+              width={Math.max(b.value > 0 ? 2 : 0, scale(b.value))}
+              height={row - 16}
+              rx={2}
+            />
+            <text
+              className="chart-value"
+              x={labelWidth + Math.max(scale(b.value), scale(b.secondary ?? 0)) + 6}
+              y={y + 15}
+            >
+              {fmt(b.value)}
+              {unit}
+              {b.secondary != null && secondaryLabel ? ` / ${fmt(b.secondary)}${unit}` : ''}
+              {b.note ? ` ${b.note}` : ''}
+            </text>
+          </g>
+        );
+      })}
+    </ChartFigure>
   );
 }
 
@@ -117,55 +148,44 @@ export function HourChart({
   workStart?: number;
   workEnd?: number;
 }) {
-  const id = useId();
   const width = 520;
   const height = 150;
   const base = 120;
   const col = (width - 20) / 24;
   const top = Math.max(1, ...counts);
+  const description = counts.map((n, h) => `${String(h).padStart(2, '0')}:00 ${n}`).join(', ');
   return (
-    <figure className="chart">
-      <figcaption id={`${id}-t`}>{title}</figcaption>
-      <svg
-        className="chart-svg"
-        viewBox={`0 0 ${width} ${height}`}
-        width="100%"
-        role="img"
-        aria-labelledby={`${id}-t ${id}-d`}
-      >
-        <title>{title}</title>
-        <desc id={`${id}-d`}>{counts.map((n, h) => `${String(h).padStart(2, '0')}:00 ${n}`).join(', ')}</desc>
-        <rect
-          className="chart-hours"
-          x={10 + workStart * col}
-          y={0}
-          width={(workEnd - workStart) * col}
-          height={base}
-        />
-        {counts.map((n, h) => {
-          const hgt = (n / top) * (base - 14);
-          const out = h < workStart || h >= workEnd;
-          return (
-            // biome-ignore lint/suspicious/noArrayIndexKey: the hour is the identity
-            <g key={h}>
-              <rect
-                className={`chart-bar ${out ? 'chart-bar-warn' : 'chart-bar-normal'}`}
-                x={10 + h * col + 2}
-                y={base - hgt}
-                width={col - 4}
-                height={hgt}
-                rx={1}
-              />
-              {h % 3 === 0 && (
-                <text className="chart-label" x={10 + h * col + col / 2} y={base + 16} textAnchor="middle">
-                  {String(h).padStart(2, '0')}
-                </text>
-              )}
-            </g>
-          );
-        })}
-        <line className="chart-axis" x1={10} x2={width - 10} y1={base} y2={base} />
-      </svg>
-    </figure>
+    <ChartFigure title={title} description={description} width={width} height={height}>
+      <rect
+        className="chart-hours"
+        x={10 + workStart * col}
+        y={0}
+        width={(workEnd - workStart) * col}
+        height={base}
+      />
+      {counts.map((n, h) => {
+        const hgt = (n / top) * (base - 14);
+        const out = h < workStart || h >= workEnd;
+        return (
+          // biome-ignore lint/suspicious/noArrayIndexKey: the hour is the identity
+          <g key={h}>
+            <rect
+              className={`chart-bar ${out ? 'chart-bar-warn' : 'chart-bar-normal'}`}
+              x={10 + h * col + 2}
+              y={base - hgt}
+              width={col - 4}
+              height={hgt}
+              rx={1}
+            />
+            {h % 3 === 0 && (
+              <text className="chart-label" x={10 + h * col + col / 2} y={base + 16} textAnchor="middle">
+                {String(h).padStart(2, '0')}
+              </text>
+            )}
+          </g>
+        );
+      })}
+      <line className="chart-axis" x1={10} x2={width - 10} y1={base} y2={base} />
+    </ChartFigure>
   );
 }
