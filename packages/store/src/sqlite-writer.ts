@@ -76,6 +76,16 @@ export class Writer {
     this.#tx.forgetAuditHead();
   }
 
+  /** A step of a closure unit, answered to no one: its failure fails the rest of the group. */
+  #step(statement: BetterSqlite3.Statement): void {
+    if (this.#batchError !== null) return;
+    try {
+      statement.run();
+    } catch (error) {
+      this.#batchError = error;
+    }
+  }
+
   async handle(m: Exclude<ToWriter, { t: 'open' }>): Promise<void> {
     const db = this.#db;
     switch (m.t) {
@@ -112,14 +122,7 @@ export class Writer {
         }
       }
       case 'savepoint':
-        if (this.#batchError === null) {
-          try {
-            this.#sql.savepoint.run();
-          } catch (error) {
-            this.#batchError = error;
-          }
-        }
-        return;
+        return this.#step(this.#sql.savepoint);
       case 'call': {
         if (this.#batchError !== null) return this.#fail(m.id, this.#batchError);
         const method = (this.#tx as unknown as Record<string, unknown>)[m.method];
@@ -136,14 +139,7 @@ export class Writer {
         }
       }
       case 'release':
-        if (this.#batchError === null) {
-          try {
-            this.#sql.release.run();
-          } catch (error) {
-            this.#batchError = error;
-          }
-        }
-        return;
+        return this.#step(this.#sql.release);
       case 'rollback':
         if (this.#batchError === null) this.#rollbackUnit();
         return;
