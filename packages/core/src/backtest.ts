@@ -77,7 +77,7 @@ export interface BacktestChange {
   readonly toGroup: string | null;
   /** The candidate's determining policies. */
   readonly policies: readonly string[];
-  /** How a person decided it, when one did (approved, denied, expired, ...). */
+  /** How the request ended as recorded (allowed, denied, expired, ...). */
   readonly recordedStatus: AccessRequestRecord['status'];
 }
 

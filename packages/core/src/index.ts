@@ -158,6 +158,8 @@ export {
   mineSuggestions,
   SUGGESTION_MIN_APPROVALS,
   type SuggestedPolicy,
+  type SuggestionProof,
+  suggestionProof,
   suggestionText,
 } from './suggest.js';
 export { hasBidiControls, hasInvisibleCharacters, isSuspiciousText } from './text.js';

@@ -7,7 +7,7 @@
  * boundary crossing); the permit also bounds the risk score by the highest one approved, so a
  * request that looks riskier than anything a person approved still goes to a person.
  */
-import { recordedPolicyInput } from './backtest.js';
+import { type BacktestReport, recordedPolicyInput } from './backtest.js';
 import { sha256Hex } from './digest.js';
 import type { AccessRequestRecord } from './records.js';
 import type { RiskSettings } from './risk.js';
@@ -154,4 +154,25 @@ export function mineSuggestions(input: {
     out.push({ ...base, text, textSha256: `sha256:${sha256Hex(text)}` });
   }
   return out.sort((a, b) => b.approvals - a.approvals || a.id.localeCompare(b.id));
+}
+
+/** What a suggestion's backtest proves, counted from every change it made. */
+export interface SuggestionProof {
+  /** Past reviews the permit would have made unnecessary. */
+  readonly reviewsSpared: number;
+  /** Requests it would have decided otherwise, besides spared reviews. */
+  readonly otherChanges: number;
+  /** Requests a reviewer (or a policy) denied that it would have allowed: must be 0. */
+  readonly allowsDenied: number;
+  /** Offered only when it allowed nothing denied and changed nothing but reviews into allows. */
+  readonly holds: boolean;
+}
+
+export function suggestionProof(report: BacktestReport): SuggestionProof {
+  const allowsDenied = report.all.filter(
+    (c) => c.to !== 'deny' && (c.from === 'deny' || c.recordedStatus === 'denied'),
+  ).length;
+  const reviewsSpared = report.all.filter((c) => c.from === 'review' && c.to === 'allow').length;
+  const otherChanges = report.all.length - reviewsSpared;
+  return { reviewsSpared, otherChanges, allowsDenied, holds: allowsDenied === 0 && otherChanges === 0 };
 }

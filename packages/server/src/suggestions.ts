@@ -14,6 +14,7 @@ import {
   type DomainContext,
   mineSuggestions,
   type SuggestedPolicy,
+  suggestionProof,
 } from '@countersign/core';
 import { loadPolicySet, readPolicyDirectory } from '@countersign/policy';
 
@@ -77,12 +78,8 @@ export async function computeSuggestions(
       riskSettings: ctx.risk,
       examplesPerChange: 3,
     });
-    const allowsDenied = report.all.filter(
-      (c) => c.to !== 'deny' && (c.from === 'deny' || c.recordedStatus === 'denied'),
-    ).length;
-    const reviewsSpared = report.all.filter((c) => c.from === 'review' && c.to === 'allow').length;
-    const otherChanges = report.all.length - reviewsSpared;
-    if (allowsDenied > 0 || otherChanges > 0) continue;
+    const { holds, reviewsSpared, otherChanges, allowsDenied } = suggestionProof(report);
+    if (!holds) continue;
     out.push({
       policy,
       evidence: { reviewsSpared, otherChanges, allowsDenied, replayed: report.replayed, backtest: report },
