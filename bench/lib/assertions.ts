@@ -3,8 +3,9 @@
  * measures. Same shape as the SDK's `createAssertion` (EdDSA JWT, iss = sub = agent id,
  * aud = the server's issuer, unique jti), signed with `node:crypto` for speed.
  */
-import { createPrivateKey, type KeyObject, randomBytes, sign } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, type KeyObject, randomBytes, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { type DomainContext, registerAgent } from '@countersign/core';
 
 export interface AgentKey {
   readonly agentId: string;
@@ -18,6 +19,25 @@ export function readAgentKey(file: string): AgentKey {
   if (!agentId) throw new Error(`${file} has no agent_id`);
   const key = createPrivateKey({ key: { kty: jwk.kty, crv: jwk.crv, x: jwk.x, d: jwk.d }, format: 'jwk' });
   return { agentId, key };
+}
+
+/** Registers `bench-agent` (owner billing, production) with a fresh Ed25519 key in an in-process server. */
+export async function registerBenchAgent(ctx: DomainContext): Promise<AgentKey> {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const { x } = publicKey.export({ format: 'jwk' });
+  await registerAgent({
+    ctx,
+    actor: { type: 'operator', id: 'bench' },
+    input: {
+      id: 'bench-agent',
+      owner: 'billing',
+      boundary: 'acme',
+      environment: 'production',
+      publicJwk: { kty: 'OKP', crv: 'Ed25519', x: x! },
+      jwkThumbprint: 'bench-thumbprint',
+    },
+  });
+  return { agentId: 'bench-agent', key: privateKey };
 }
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');

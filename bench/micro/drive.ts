@@ -2,15 +2,12 @@
  * Drives whole decisions in-process (app.request, 50 in flight) for a CPU profile:
  *   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/micro/drive.ts [allow|deny|review] [n]
  */
-import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { registerAgent } from '@countersign/core';
 import { createServer, loadConfig } from '@countersign/server';
-import { exportJWK } from 'jose';
 import { initHome } from '../../packages/cli/src/commands/init.ts';
-import { AssertionPool } from '../lib/assertions.js';
+import { AssertionPool, registerBenchAgent } from '../lib/assertions.js';
 import { disablePendingCap } from '../lib/server.ts';
 
 const which = (process.argv[2] ?? 'allow') as 'allow' | 'deny' | 'review';
@@ -28,21 +25,7 @@ disablePendingCap(home);
 const server = await createServer(loadConfig({ home, port: 8787, issuer: 'http://localhost:8787' }), {
   logLevel: 'silent',
 });
-const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-const publicJwk = await exportJWK(publicKey);
-await registerAgent({
-  ctx: server.deps.ctx,
-  actor: { type: 'operator', id: 'bench' },
-  input: {
-    id: 'bench-agent',
-    owner: 'billing',
-    boundary: 'acme',
-    environment: 'production',
-    publicJwk: { kty: 'OKP', crv: 'Ed25519', x: publicJwk.x! },
-    jwkThumbprint: 'bench-thumbprint',
-  },
-});
-const pool = new AssertionPool({ agentId: 'bench-agent', key: privateKey }, 'http://localhost:8787');
+const pool = new AssertionPool(await registerBenchAgent(server.deps.ctx), 'http://localhost:8787');
 pool.fill(n + 2000);
 const expected = { allow: 'allowed', deny: 'denied', review: 'pending' }[which];
 const call = async () => {

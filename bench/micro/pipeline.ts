@@ -6,7 +6,7 @@
  *
  *   node --import tsx bench/micro/pipeline.ts [allow|deny|review]
  */
-import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,18 +22,16 @@ import {
   parseActionName,
   parseResource,
   ResourceCatalog,
-  registerAgent,
   requestDigest,
   sha256Hex,
 } from '@countersign/core';
 import { policyEngineFromDirectory } from '@countersign/policy';
 import { AccessRequestBodySchema } from '@countersign/protocol';
 import { createServer, loadCatalogFile, loadConfig, parseJsonBody } from '@countersign/server';
-import { exportJWK } from 'jose';
 import { DummyDriver, Kysely, SqliteAdapter, SqliteIntrospector, SqliteQueryCompiler } from 'kysely';
 import { Histogram, Registry } from 'prom-client';
 import { initHome } from '../../packages/cli/src/commands/init.ts';
-import { AssertionPool } from '../lib/assertions.js';
+import { AssertionPool, registerBenchAgent } from '../lib/assertions.js';
 import { disablePendingCap } from '../lib/server.ts';
 import { report, type Timing, time } from './lib.js';
 
@@ -298,21 +296,7 @@ rows.push(
 
 // ---- the whole decision, in-process (no socket, no load generator) ----
 const server = await createServer(config, { logLevel: 'silent' });
-const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-const publicJwk = await exportJWK(publicKey);
-await registerAgent({
-  ctx: server.deps.ctx,
-  actor: { type: 'operator', id: 'bench' },
-  input: {
-    id: 'bench-agent',
-    owner: 'billing',
-    boundary: 'acme',
-    environment: 'production',
-    publicJwk: { kty: 'OKP', crv: 'Ed25519', x: publicJwk.x! },
-    jwkThumbprint: 'bench-thumbprint',
-  },
-});
-const pool = new AssertionPool({ agentId: 'bench-agent', key: privateKey }, 'http://localhost:8787');
+const pool = new AssertionPool(await registerBenchAgent(server.deps.ctx), 'http://localhost:8787');
 pool.fill(30_000);
 const expected = { allow: 'allowed', deny: 'denied', review: 'pending' }[which];
 const call = async () => {

@@ -15,7 +15,7 @@
  * Each variant runs in its own child process (patches are process-wide), rounds interleaved.
  */
 import { execFileSync } from 'node:child_process';
-import { createHash, generateKeyPairSync, KeyObject, sign } from 'node:crypto';
+import { createHash, KeyObject, sign } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,11 +49,9 @@ async function one(variant: Variant, which: 'allow' | 'deny' | 'review'): Promis
       return hit;
     };
   }
-  const { registerAgent } = await import('@countersign/core');
   const { createServer, loadConfig } = await import('@countersign/server');
-  const { exportJWK } = await import('jose');
   const { initHome } = await import('../../packages/cli/src/commands/init.ts');
-  const { AssertionPool } = await import('../lib/assertions.js');
+  const { AssertionPool, registerBenchAgent } = await import('../lib/assertions.js');
   const { time } = await import('./lib.js');
 
   const home = mkdtempSync(join(tmpdir(), 'countersign-whatif-'));
@@ -62,20 +60,7 @@ async function one(variant: Variant, which: 'allow' | 'deny' | 'review'): Promis
   const server = await createServer(loadConfig({ home, port: 8787, issuer: 'http://localhost:8787' }), {
     logLevel: 'silent',
   });
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  const jwk = await exportJWK(publicKey);
-  await registerAgent({
-    ctx: server.deps.ctx,
-    actor: { type: 'operator', id: 'bench' },
-    input: {
-      id: 'bench-agent',
-      owner: 'billing',
-      boundary: 'acme',
-      environment: 'production',
-      publicJwk: { kty: 'OKP', crv: 'Ed25519', x: jwk.x! },
-      jwkThumbprint: 'bench',
-    },
-  });
+  const agentKey = await registerBenchAgent(server.deps.ctx);
   const intent = { purpose: 'bench', task_id: 't1' };
   const body = JSON.stringify(
     {
@@ -126,7 +111,7 @@ async function one(variant: Variant, which: 'allow' | 'deny' | 'review'): Promis
       };
     };
   }
-  const pool = new AssertionPool({ agentId: 'bench-agent', key: privateKey }, 'http://localhost:8787');
+  const pool = new AssertionPool(agentKey, 'http://localhost:8787');
   pool.fill(16_000);
   const call = async () => {
     const res = await server.app.request('/v1/access-requests', {
