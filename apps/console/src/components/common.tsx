@@ -1,4 +1,4 @@
-import { useEffect, useId, useState } from 'react';
+import { useCallback, useEffect, useId, useRef, useState } from 'react';
 import { describeError } from '../api';
 import { formatDateTime, formatDuration, RISK_LABEL, riskLevel, STATUS_LABEL } from '../format';
 
@@ -108,4 +108,36 @@ export function SelectFilter({
       </button>
     </form>
   );
+}
+
+/**
+ * Fetches with `fetch` now and whenever `fetch` changes (wrap it in `useCallback`), and again on
+ * `reload()`. Only the newest call's answer or error is kept: a slow answer to an older filter
+ * never replaces a newer one. The last answer stays shown beside an error.
+ */
+export function useFetched<T>(fetch: () => Promise<T>): {
+  data: T | null;
+  error: unknown;
+  reload: () => void;
+} {
+  const [data, setData] = useState<T | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const sequence = useRef(0);
+  const reload = useCallback(() => {
+    const mine = ++sequence.current;
+    fetch().then(
+      (answer) => {
+        if (mine !== sequence.current) return;
+        setData(answer);
+        setError(null);
+      },
+      (e: unknown) => {
+        if (mine === sequence.current) setError(e);
+      },
+    );
+  }, [fetch]);
+  useEffect(() => {
+    reload();
+  }, [reload]);
+  return { data, error, reload };
 }

@@ -1,26 +1,13 @@
-import { type FormEvent, useCallback, useEffect, useId, useRef, useState } from 'react';
+import { type FormEvent, useEffect, useId, useRef, useState } from 'react';
 import { type AgentRecord, api, type SuspendResult } from '../api';
-import { DateTime, ErrorNote, Loading } from '../components/common';
+import { DateTime, ErrorNote, Loading, useFetched } from '../components/common';
 import { Untrusted } from '../components/Untrusted';
 
 export function AgentsPage() {
-  const [items, setItems] = useState<AgentRecord[] | null>(null);
-  const [error, setError] = useState<unknown>(null);
+  const { data, error, reload } = useFetched(api.agents);
+  const items = data?.items ?? null;
   const [suspending, setSuspending] = useState<string | null>(null);
   const [done, setDone] = useState<{ id: string; result: SuspendResult } | null>(null);
-
-  const load = useCallback(async () => {
-    try {
-      setItems((await api.agents()).items);
-      setError(null);
-    } catch (e) {
-      setError(e);
-    }
-  }, []);
-
-  useEffect(() => {
-    void load();
-  }, [load]);
 
   return (
     <section>
@@ -117,7 +104,7 @@ export function AgentsPage() {
                         onDone={(result) => {
                           setSuspending(null);
                           setDone({ id: agent.id, result });
-                          void load();
+                          reload();
                         }}
                       />
                     </td>

@@ -1,6 +1,6 @@
 import { type FormEvent, useCallback, useEffect, useId, useRef, useState } from 'react';
 import { api, type LeaseRecord } from '../api';
-import { DateTime, ErrorNote, Loading, SelectFilter } from '../components/common';
+import { DateTime, ErrorNote, Loading, SelectFilter, useFetched } from '../components/common';
 import { Untrusted } from '../components/Untrusted';
 
 const STATE_LABEL: Record<string, string> = {
@@ -24,26 +24,11 @@ const FILTERS = [
  */
 export function LeasesPage() {
   const [status, setStatus] = useState<string>('active');
-  const [items, setItems] = useState<LeaseRecord[] | null>(null);
-  const [failing, setFailing] = useState(0);
-  const [error, setError] = useState<unknown>(null);
+  const { data, error, reload } = useFetched(useCallback(() => api.leases({ status }), [status]));
+  const items = data?.items ?? null;
+  const failing = data?.failing_revocations ?? 0;
   const [revoking, setRevoking] = useState<string | null>(null);
   const [done, setDone] = useState<LeaseRecord | null>(null);
-
-  const load = useCallback(async (filter: string) => {
-    try {
-      const answer = await api.leases({ status: filter });
-      setItems(answer.items);
-      setFailing(answer.failing_revocations);
-      setError(null);
-    } catch (e) {
-      setError(e);
-    }
-  }, []);
-
-  useEffect(() => {
-    void load(status);
-  }, [load, status]);
 
   return (
     <section>
@@ -73,7 +58,7 @@ export function LeasesPage() {
         value={status}
         options={FILTERS}
         onChange={setStatus}
-        onRefresh={() => void load(status)}
+        onRefresh={reload}
       />
       {error != null && <ErrorNote error={error} title="Could not load the leases." />}
       {items === null ? (
@@ -183,7 +168,7 @@ export function LeasesPage() {
                         onDone={(after) => {
                           setRevoking(null);
                           setDone(after);
-                          void load(status);
+                          reload();
                         }}
                       />
                     </td>

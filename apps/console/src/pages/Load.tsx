@@ -1,7 +1,7 @@
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useState } from 'react';
 import { api, type ReviewerLoadReport } from '../api';
 import { BarChart, HourChart } from '../components/Charts';
-import { ErrorNote, Loading, SelectFilter } from '../components/common';
+import { ErrorNote, Loading, SelectFilter, useFetched } from '../components/common';
 import { Untrusted } from '../components/Untrusted';
 
 const WINDOWS = [
@@ -27,20 +27,7 @@ const secs = (v: number | null) =>
  */
 export function LoadPage() {
   const [window, setWindow] = useState<string>('7d');
-  const [report, setReport] = useState<ReviewerLoadReport | null>(null);
-  const [error, setError] = useState<unknown>(null);
-
-  const load = useCallback(async (w: string) => {
-    try {
-      setReport(await api.analytics(w));
-      setError(null);
-    } catch (e) {
-      setError(e);
-    }
-  }, []);
-  useEffect(() => {
-    void load(window);
-  }, [load, window]);
+  const { data: report, error, reload } = useFetched(useCallback(() => api.analytics(window), [window]));
 
   return (
     <section>
@@ -55,7 +42,7 @@ export function LoadPage() {
         value={window}
         options={WINDOWS}
         onChange={setWindow}
-        onRefresh={() => void load(window)}
+        onRefresh={reload}
       />
       {error != null && <ErrorNote error={error} title="Could not load the reviewer load." />}
       {report === null ? (

@@ -1,17 +1,15 @@
-import { useCallback, useEffect, useState } from 'react';
-import {
-  adoptWithPasskey,
-  api,
-  type BacktestResult,
-  type ShadowReport,
-  type Suggestion,
-  type SuggestionList,
-} from '../api';
+import { useState } from 'react';
+import { adoptWithPasskey, api, type BacktestResult, type ShadowReport, type Suggestion } from '../api';
 import { BarChart } from '../components/Charts';
-import { ErrorNote, Loading } from '../components/common';
+import { ErrorNote, Loading, useFetched } from '../components/common';
 import { Untrusted } from '../components/Untrusted';
 
 const CHANGE_LABEL = (key: string) => key.replace('->', ' → ');
+
+const loadInsights = async () => {
+  const [suggestions, shadow] = await Promise.all([api.suggestions(), api.shadow('7d')]);
+  return { suggestions, shadow };
+};
 
 /**
  * Moving routine into policy, safely: suggested permits with their evidence (adopted only
@@ -19,24 +17,10 @@ const CHANGE_LABEL = (key: string) => key.replace('->', ' → ');
  * live traffic (shadow mode) and over the recorded history (backtest).
  */
 export function PoliciesPage() {
-  const [suggestions, setSuggestions] = useState<SuggestionList | null>(null);
-  const [shadow, setShadow] = useState<ShadowReport | null>(null);
-  const [error, setError] = useState<unknown>(null);
+  const { data, error, reload } = useFetched(loadInsights);
+  const suggestions = data?.suggestions ?? null;
+  const shadow = data?.shadow ?? null;
   const [adopted, setAdopted] = useState<string | null>(null);
-
-  const load = useCallback(async () => {
-    try {
-      const [s, sh] = await Promise.all([api.suggestions(), api.shadow('7d')]);
-      setSuggestions(s);
-      setShadow(sh);
-      setError(null);
-    } catch (e) {
-      setError(e);
-    }
-  }, []);
-  useEffect(() => {
-    void load();
-  }, [load]);
 
   return (
     <section>
@@ -68,7 +52,7 @@ export function PoliciesPage() {
             adminGroup={suggestions.admin_group}
             onAdopted={(id) => {
               setAdopted(id);
-              void load();
+              reload();
             }}
           />
         ))
