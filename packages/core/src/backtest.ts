@@ -8,7 +8,7 @@ import type { CheckpointSettings } from './checkpoint.js';
 import { evaluatePolicyInput } from './evaluate.js';
 import { buildPolicyInput } from './policy-input.js';
 import type { PolicyEngine, PolicyInput } from './ports.js';
-import type { AccessRequestRecord } from './records.js';
+import type { AccessRequestRecord, ShadowDecisionRecord } from './records.js';
 import { parseResource } from './resource.js';
 import type { RiskSettings } from './risk.js';
 import type { AccessRequestInput, ActionClass, Decision, Outcome, ResourceFacts } from './types.js';
@@ -167,4 +167,25 @@ export function backtest(input: {
     examples,
     all,
   };
+}
+
+export interface ShadowSummary {
+  /** Live requests the candidate decided otherwise than the active set. */
+  readonly differences: number;
+  readonly changes: Readonly<Partial<Record<OutcomeChange, number>>>;
+  readonly examples: Readonly<Partial<Record<OutcomeChange, readonly ShadowDecisionRecord[]>>>;
+}
+
+/** Shadow mode's differences counted by outcome change, with the first few of each. */
+export function shadowSummary(rows: readonly ShadowDecisionRecord[], examplesPerChange = 5): ShadowSummary {
+  const changes: Partial<Record<OutcomeChange, number>> = {};
+  const examples: Partial<Record<OutcomeChange, ShadowDecisionRecord[]>> = {};
+  for (const r of rows) {
+    const key: OutcomeChange = `${r.activeOutcome}->${r.candidateOutcome}`;
+    changes[key] = (changes[key] ?? 0) + 1;
+    const list = examples[key] ?? [];
+    examples[key] = list;
+    if (list.length < examplesPerChange) list.push(r);
+  }
+  return { differences: rows.length, changes, examples };
 }

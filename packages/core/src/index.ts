@@ -32,6 +32,8 @@ export {
   backtest,
   type OutcomeChange,
   recordedPolicyInput,
+  type ShadowSummary,
+  shadowSummary,
 } from './backtest.js';
 export { type CatalogEntryInput, ISSUER_NAME, ResourceCatalog, UNCATALOGUED } from './catalog.js';
 export {
@@ -200,7 +202,7 @@ export {
   validateAgentId,
   validateName,
 } from './usecases/agents.js';
-export { backtestCandidate } from './usecases/backtest-candidate.js';
+export { backtestCandidate, shadowDifferences } from './usecases/backtest-candidate.js';
 export {
   type CastVoteInput,
   castVote,

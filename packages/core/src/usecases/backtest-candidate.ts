@@ -1,5 +1,5 @@
 /** Replays the requests of a window against a candidate policy set (reads only). */
-import { type BacktestReport, backtest } from '../backtest.js';
+import { type BacktestReport, backtest, type ShadowSummary, shadowSummary } from '../backtest.js';
 import type { PolicyEngine } from '../ports.js';
 import type { DomainContext } from './context.js';
 import { ANALYTICS_MAX_ROWS } from './reviewer-load.js';
@@ -20,4 +20,17 @@ export async function backtestCandidate({
     riskSettings: ctx.risk,
     ...(input.examplesPerChange === undefined ? {} : { examplesPerChange: input.examplesPerChange }),
   });
+}
+
+/** Shadow mode's differences from live traffic in a window (reads only). */
+export async function shadowDifferences({
+  ctx,
+  input,
+}: {
+  ctx: DomainContext;
+  input: { sinceMs: number };
+}): Promise<ShadowSummary> {
+  const since = ctx.clock.now() - input.sinceMs;
+  const rows = await ctx.store.read((tx) => tx.listShadowDecisions(since, ANALYTICS_MAX_ROWS));
+  return shadowSummary(rows);
 }

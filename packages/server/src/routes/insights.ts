@@ -3,7 +3,6 @@
  * shadow-mode differences and suggested policies. Thin: parse, call core, map to the wire.
  */
 import {
-  ANALYTICS_MAX_ROWS,
   type BacktestChange,
   type BacktestReport,
   backtestCandidate,
@@ -12,6 +11,8 @@ import {
   parseDuration,
   type ReviewerLoadReport,
   reviewerLoadReport,
+  type ShadowDecisionRecord,
+  shadowDifferences,
 } from '@countersign/core';
 import { Hono } from 'hono';
 import type { ServerDeps } from '../app.js';
@@ -115,6 +116,21 @@ export function backtestView(r: BacktestReport) {
   };
 }
 
+const shadowExample = (r: ShadowDecisionRecord) => ({
+  request_id: r.requestId,
+  agent_id: r.agentId,
+  action: r.action,
+  resource: r.resource,
+  at: iso(r.createdAt),
+  active: { version: r.activeVersion, outcome: r.activeOutcome, group: r.activeGroup },
+  candidate: {
+    version: r.candidateVersion,
+    outcome: r.candidateOutcome,
+    group: r.candidateGroup,
+    policies: r.candidatePolicies,
+  },
+});
+
 export function insightRoutes(deps: ServerDeps): Hono {
   const { ctx } = deps;
   const app = new Hono();
@@ -140,39 +156,17 @@ export function insightRoutes(deps: ServerDeps): Hono {
   app.get('/v1/console/shadow', async (c) => {
     await requireReviewer(deps, c);
     const seconds = windowParam(c.req.query('window'));
-    const since = ctx.clock.now() - seconds * 1000;
-    const rows = await ctx.store.read((tx) => tx.listShadowDecisions(since, ANALYTICS_MAX_ROWS));
+    const summary = await shadowDifferences({ ctx, input: { sinceMs: seconds * 1000 } });
     const candidate = deps.policies.candidate();
-    const counts: Record<string, number> = {};
-    const examples: Record<string, unknown[]> = {};
-    for (const r of rows) {
-      const key = `${r.activeOutcome}->${r.candidateOutcome}`;
-      counts[key] = (counts[key] ?? 0) + 1;
-      const list = examples[key] ?? [];
-      examples[key] = list;
-      if (list.length < 5)
-        list.push({
-          request_id: r.requestId,
-          agent_id: r.agentId,
-          action: r.action,
-          resource: r.resource,
-          at: iso(r.createdAt),
-          active: { version: r.activeVersion, outcome: r.activeOutcome, group: r.activeGroup },
-          candidate: {
-            version: r.candidateVersion,
-            outcome: r.candidateOutcome,
-            group: r.candidateGroup,
-            policies: r.candidatePolicies,
-          },
-        });
-    }
     return c.json({
       enabled: candidate !== null,
       candidate_version: candidate?.version ?? null,
       candidate_error: deps.policies.candidateError(),
-      differences: rows.length,
-      changes: counts,
-      examples,
+      differences: summary.differences,
+      changes: summary.changes,
+      examples: Object.fromEntries(
+        Object.entries(summary.examples).map(([k, list]) => [k, (list ?? []).map(shadowExample)]),
+      ),
     });
   });
 
