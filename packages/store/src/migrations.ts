@@ -3,7 +3,9 @@
  * Each migration runs in one transaction with the version bump (THREATS.md H9); an instance
  * refuses to serve a database whose schema is newer than it knows.
  */
+import { CountersignError } from '@countersign/core';
 import type { CompiledQuery, Kysely } from 'kysely';
+import type { Database } from './schema.js';
 
 export interface Migration {
   readonly version: number;
@@ -399,3 +401,27 @@ export const MIGRATIONS: readonly Migration[] = [
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+/** Reads the version a database's schema is at (its `meta` table exists). */
+export function readSchemaVersion(kysely: Kysely<Database>): CompiledQuery<{ value: string }> {
+  return kysely.selectFrom('meta').select('value').where('key', '=', 'schema_version').compile();
+}
+
+/** The version bump that runs in the same transaction as its migration's statements. */
+export function writeSchemaVersion(kysely: Kysely<Database>, version: number): CompiledQuery {
+  return kysely
+    .insertInto('meta')
+    .values({ key: 'schema_version', value: String(version) })
+    .onConflict((oc) => oc.column('key').doUpdateSet({ value: String(version) }))
+    .compile();
+}
+
+/** Refuses a database whose schema is newer than this build knows (THREATS.md H9). */
+export function refuseNewerSchema(current: number): void {
+  if (current > SCHEMA_VERSION) {
+    throw new CountersignError(
+      'CS_STORE_UNAVAILABLE',
+      `database schema version ${current} is newer than this Countersign (${SCHEMA_VERSION}); refusing to serve`,
+    );
+  }
+}

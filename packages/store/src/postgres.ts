@@ -37,7 +37,7 @@ import {
 import pg from 'pg';
 import type { ChangeChannel, ChangeChannelStatus } from './change-channel.js';
 import { type Executor, UniqueViolation } from './executor.js';
-import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
+import { MIGRATIONS, readSchemaVersion, refuseNewerSchema, writeSchemaVersion } from './migrations.js';
 import type { Database } from './schema.js';
 import { auditWriteFailed, type IdSource, SqlTx } from './sql-store.js';
 
@@ -438,30 +438,17 @@ async function migrate(pool: pg.Pool, kysely: Kysely<Database>, timeoutMs: numbe
         );
         let current = 0;
         if (present?.present) {
-          const [row] = await exec.all<{ value: string }>(
-            kysely.selectFrom('meta').select('value').where('key', '=', 'schema_version').compile(),
-          );
+          const [row] = await exec.all<{ value: string }>(readSchemaVersion(kysely));
           current = row ? Number(row.value) : 0;
         }
-        if (current > SCHEMA_VERSION) {
-          throw new CountersignError(
-            'CS_STORE_UNAVAILABLE',
-            `database schema version ${current} is newer than this Countersign (${SCHEMA_VERSION}); refusing to serve`,
-          );
-        }
+        refuseNewerSchema(current);
         const next = MIGRATIONS.find((m) => m.version > current);
         if (!next) {
           await client.query('COMMIT');
           return;
         }
         for (const stmt of next.statements(kysely)) await exec.run(stmt);
-        await exec.run(
-          kysely
-            .insertInto('meta')
-            .values({ key: 'schema_version', value: String(next.version) })
-            .onConflict((oc) => oc.column('key').doUpdateSet({ value: String(next.version) }))
-            .compile(),
-        );
+        await exec.run(writeSchemaVersion(kysely, next.version));
         await client.query('COMMIT');
       } catch (error) {
         await client.query('ROLLBACK').catch((e: Error) => {

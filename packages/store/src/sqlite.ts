@@ -29,7 +29,7 @@ import {
 import BetterSqlite3 from 'better-sqlite3';
 import type { Kysely } from 'kysely';
 import { failpoint } from './failpoint.js';
-import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
+import { MIGRATIONS, readSchemaVersion, refuseNewerSchema, writeSchemaVersion } from './migrations.js';
 import type { Database } from './schema.js';
 import { type IdSource, SqlTx } from './sql-store.js';
 import { openWriteConnection, SqliteExecutor, sqliteCompiler } from './sqlite-connection.js';
@@ -437,28 +437,15 @@ function migrate(db: BetterSqlite3.Database, kysely: Kysely<Database>): void {
     db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").get() !== undefined;
   let current = 0;
   if (hasMeta) {
-    const row = exec.allSync<{ value: string }>(
-      kysely.selectFrom('meta').select('value').where('key', '=', 'schema_version').compile(),
-    )[0];
+    const row = exec.allSync<{ value: string }>(readSchemaVersion(kysely))[0];
     current = row ? Number(row.value) : 0;
   }
-  if (current > SCHEMA_VERSION) {
-    throw new CountersignError(
-      'CS_STORE_UNAVAILABLE',
-      `database schema version ${current} is newer than this Countersign (${SCHEMA_VERSION}); refusing to serve`,
-    );
-  }
+  refuseNewerSchema(current);
   for (const migration of MIGRATIONS) {
     if (migration.version <= current) continue;
     db.transaction(() => {
       for (const stmt of migration.statements(kysely)) exec.runSync(stmt);
-      exec.runSync(
-        kysely
-          .insertInto('meta')
-          .values({ key: 'schema_version', value: String(migration.version) })
-          .onConflict((oc) => oc.column('key').doUpdateSet({ value: String(migration.version) }))
-          .compile(),
-      );
+      exec.runSync(writeSchemaVersion(kysely, migration.version));
     }).immediate();
   }
 }
