@@ -518,6 +518,8 @@ for (const adapter of adapters) {
       for (const r of results.filter((x) => !x.recorded))
         expect(r).toEqual({ recorded: false, code: 'CS_TOO_MANY_PENDING', pending: 4 });
       expect(await store.read((tx) => tx.countPendingRequests('agent-1', 5))).toBe(4);
+      // The cap is per agent: another agent's count does not include these.
+      expect(await store.read((tx) => tx.countPendingRequests('agent-2', 5))).toBe(0);
       // Past their deadline (1000), pending reviews no longer count.
       expect(await store.read((tx) => tx.countPendingRequests('agent-1', 1000))).toBe(0);
       const chain = await events();
