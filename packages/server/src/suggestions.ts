@@ -14,17 +14,12 @@ import {
   type DomainContext,
   mineSuggestions,
   type SuggestedPolicy,
+  type SuggestionProof,
   suggestionProof,
 } from '@countersign/core';
 import { loadPolicySet, readPolicyDirectory } from '@countersign/policy';
 
-export interface SuggestionEvidence {
-  /** Past reviews the permit would have made unnecessary. */
-  readonly reviewsSpared: number;
-  /** Requests in the window it would have decided otherwise, besides spared reviews. */
-  readonly otherChanges: number;
-  /** Requests a reviewer (or a policy) denied that it would have allowed: must be 0. */
-  readonly allowsDenied: number;
+export interface SuggestionEvidence extends Omit<SuggestionProof, 'holds'> {
   readonly replayed: number;
   readonly backtest: BacktestReport;
 }

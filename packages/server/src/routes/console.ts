@@ -20,6 +20,7 @@ import {
   recordEvidenceView,
   requestClaims,
   revokeLease,
+  SUGGESTION_MIN_APPROVALS,
   startReviewerSession,
   suspendAgent,
   verifyAuditChain,
@@ -570,7 +571,12 @@ export function consoleRoutes(deps: ServerDeps): Hono {
       sinceMs: windowParam(c.req.query('window'), SUGGESTION_WINDOW_SECONDS) * 1000,
       ...(only === undefined ? {} : { only }),
       ...(c.req.query('min_approvals')
-        ? { minApprovals: Math.max(2, Math.min(1000, Number(c.req.query('min_approvals')) || 5)) }
+        ? {
+            minApprovals: Math.max(
+              2,
+              Math.min(1000, Number(c.req.query('min_approvals')) || SUGGESTION_MIN_APPROVALS),
+            ),
+          }
         : {}),
     });
 
