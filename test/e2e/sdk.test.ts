@@ -10,15 +10,14 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { registerAgent } from '@countersign/core';
 import type { AccessTokenCredential } from '@countersign/protocol';
 import { AccessRequestTimeoutError, CountersignApiError, CountersignClient } from '@countersign/sdk';
 import { tokenFileSource } from '@countersign/sdk/node';
 import { LeaseVerificationError, LeaseVerifier } from '@countersign/sdk/verify';
-import { calculateJwkThumbprint, createLocalJWKSet, decodeJwt, jwtVerify } from 'jose';
+import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newKeyPair } from '../support/harness.js';
+import { registerKeyAgent } from '../support/harness.js';
 import {
   appendConfig,
   kubernetesClaims,
@@ -238,19 +237,7 @@ describe('SDK end to end: workload identity, DPoP, review, lease verification', 
   }, 30_000);
 
   it('B9 a private-key agent without DPoP gets a bearer lease its resource server accepts for the granted action only; another resource server refuses it', async () => {
-    const { privateJwk, publicJwk } = await newKeyPair();
-    await registerAgent({
-      ctx: live.server.deps.ctx,
-      actor: { type: 'operator', id: 'test' },
-      input: {
-        id: 'report-bot',
-        owner: 'app',
-        boundary: 'acme',
-        environment: 'production',
-        publicJwk,
-        jwkThumbprint: await calculateJwkThumbprint(publicJwk),
-      },
-    });
+    const { privateJwk } = await registerKeyAgent(live.server.deps.ctx, 'report-bot');
     const reporter = new CountersignClient({ server: live.url, agentId: 'report-bot', privateJwk });
     const read = await reporter.requestAccess({
       action: 'read',
@@ -286,19 +273,7 @@ describe('SDK end to end: workload identity, DPoP, review, lease verification', 
   });
 
   it('the example agent under examples/agent runs against the server: read allowed and verified, write pending then withdrawn, task completed', async () => {
-    const { privateJwk, publicJwk } = await newKeyPair();
-    await registerAgent({
-      ctx: live.server.deps.ctx,
-      actor: { type: 'operator', id: 'test' },
-      input: {
-        id: 'example-bot',
-        owner: 'billing',
-        boundary: 'acme',
-        environment: 'production',
-        publicJwk,
-        jwkThumbprint: await calculateJwkThumbprint(publicJwk),
-      },
-    });
+    const { privateJwk } = await registerKeyAgent(live.server.deps.ctx, 'example-bot', { owner: 'billing' });
     const keyFile = join(live.home, 'example-bot.jwk');
     writeFileSync(keyFile, JSON.stringify({ ...privateJwk, agent_id: 'example-bot' }), { mode: 0o600 });
     const root = join(import.meta.dirname, '..', '..');

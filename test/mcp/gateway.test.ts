@@ -9,7 +9,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { registerAgent, toolCallDigest } from '@countersign/core';
+import { toolCallDigest } from '@countersign/core';
 import {
   ERROR_META,
   type GatewayConfig,
@@ -24,11 +24,11 @@ import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/cli
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as V1StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { calculateJwkThumbprint } from 'jose';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, newReviewerSession, type ReviewerSession } from '../e2e/support/browser.js';
-import { type LiveServer, newKeyPair, startLiveServer } from '../e2e/support/live-server.js';
+import { type LiveServer, startLiveServer } from '../e2e/support/live-server.js';
+import { registerKeyAgent } from '../support/harness.js';
 import {
   appendConfig,
   kubernetesClaims,
@@ -144,20 +144,8 @@ describe('MCP gateway', () => {
     keyFile = join(live.home, 'coding-agent.jwk');
     upstreamLog = join(live.home, 'upstream.log');
     writeFileSync(upstreamLog, '');
-    const { privateJwk, publicJwk } = await newKeyPair();
+    const { privateJwk } = await registerKeyAgent(live.server.deps.ctx, AGENT);
     writeFileSync(keyFile, JSON.stringify(privateJwk), { mode: 0o600 });
-    await registerAgent({
-      ctx: live.server.deps.ctx,
-      actor: { type: 'operator', id: 'test' },
-      input: {
-        id: AGENT,
-        owner: 'app',
-        boundary: 'acme',
-        environment: 'production',
-        publicJwk,
-        jwkThumbprint: await calculateJwkThumbprint(publicJwk),
-      },
-    });
     agentSdk = new CountersignClient({ server: live.url, agentId: AGENT, privateJwk });
     httpUpstream = spawn(process.execPath, ['--import', 'tsx', UPSTREAM, '--http', '0'], {
       cwd: ROOT,
@@ -437,21 +425,9 @@ describe('MCP gateway', () => {
   });
 
   it('one gateway serves several agents, one per route; a route can require a bearer token; DPoP binds the second agent', async () => {
-    const { privateJwk, publicJwk } = await newKeyPair();
+    const { privateJwk } = await registerKeyAgent(live.server.deps.ctx, 'report-agent', { owner: 'data' });
     const reportKey = join(live.home, 'report-agent.jwk');
     writeFileSync(reportKey, JSON.stringify(privateJwk), { mode: 0o600 });
-    await registerAgent({
-      ctx: live.server.deps.ctx,
-      actor: { type: 'operator', id: 'test' },
-      input: {
-        id: 'report-agent',
-        owner: 'data',
-        boundary: 'acme',
-        environment: 'production',
-        publicJwk,
-        jwkThumbprint: await calculateJwkThumbprint(publicJwk),
-      },
-    });
     const routeSecret = 'reports-route-secret';
     const multi = new McpGateway(
       configFor({

@@ -9,7 +9,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { registerAgent } from '@countersign/core';
 import {
   ERROR_META,
   type GatewayConfig,
@@ -19,9 +18,9 @@ import {
   type RunningHttpGateway,
 } from '@countersign/mcp-gateway';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import { calculateJwkThumbprint } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LiveServer, newKeyPair, startLiveServer } from '../e2e/support/live-server.js';
+import { type LiveServer, startLiveServer } from '../e2e/support/live-server.js';
+import { registerKeyAgent } from '../support/harness.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const UPSTREAM = join(ROOT, 'test/mcp/support/upstream-server.ts');
@@ -85,20 +84,8 @@ describe('MCP gateway hide_forbidden', () => {
   beforeAll(async () => {
     live = await startLiveServer();
     keyFile = join(live.home, 'coding-agent.jwk');
-    const { privateJwk, publicJwk } = await newKeyPair();
+    const { privateJwk } = await registerKeyAgent(live.server.deps.ctx, AGENT);
     writeFileSync(keyFile, JSON.stringify(privateJwk), { mode: 0o600 });
-    await registerAgent({
-      ctx: live.server.deps.ctx,
-      actor: { type: 'operator', id: 'test' },
-      input: {
-        id: AGENT,
-        owner: 'app',
-        boundary: 'acme',
-        environment: 'production',
-        publicJwk,
-        jwkThumbprint: await calculateJwkThumbprint(publicJwk),
-      },
-    });
     upstream = spawn(process.execPath, ['--import', 'tsx', UPSTREAM, '--http', '0'], {
       cwd: ROOT,
       env: { ...process.env, UPSTREAM_LOG: join(live.home, 'upstream.log') },

@@ -5,7 +5,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Clock, registerAgent } from '@countersign/core';
+import { type Clock, type DomainContext, registerAgent } from '@countersign/core';
 import { type CountersignServer, createServer, loadConfig, type ServerOverrides } from '@countersign/server';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from 'jose';
 import { initHome } from '../../packages/cli/src/commands/init.js';
@@ -73,6 +73,28 @@ export async function newKeyPair(): Promise<{ privateJwk: JWK; publicJwk: JWK }>
   return { privateJwk, publicJwk: { kty: 'OKP', crv: 'Ed25519', x: privateJwk.x! } };
 }
 
+/** Registers an agent with a fresh Ed25519 key; owner `app`, boundary `acme`, environment `production` unless given. */
+export async function registerKeyAgent(
+  ctx: DomainContext,
+  id: string,
+  attrs: { owner?: string; boundary?: string; environment?: string } = {},
+): Promise<TestAgent> {
+  const { privateJwk, publicJwk } = await newKeyPair();
+  await registerAgent({
+    ctx,
+    actor: { type: 'operator', id: 'test' },
+    input: {
+      id,
+      owner: attrs.owner ?? 'app',
+      boundary: attrs.boundary ?? 'acme',
+      environment: attrs.environment ?? 'production',
+      publicJwk,
+      jwkThumbprint: await calculateJwkThumbprint(publicJwk),
+    },
+  });
+  return { id, privateJwk, publicJwk };
+}
+
 export async function startHarness(
   options: {
     clock?: TestClock;
@@ -96,22 +118,7 @@ export async function startHarness(
     server,
     home,
     clock,
-    async addAgent(id, attrs = {}) {
-      const { privateJwk, publicJwk } = await newKeyPair();
-      await registerAgent({
-        ctx: server.deps.ctx,
-        actor: { type: 'operator', id: 'test' },
-        input: {
-          id,
-          owner: attrs.owner ?? 'app',
-          boundary: attrs.boundary ?? 'acme',
-          environment: attrs.environment ?? 'production',
-          publicJwk,
-          jwkThumbprint: await calculateJwkThumbprint(publicJwk),
-        },
-      });
-      return { id, privateJwk, publicJwk };
-    },
+    addAgent: (id, attrs) => registerKeyAgent(server.deps.ctx, id, attrs),
     async assertion(agent, o = {}) {
       const key = await importJWK(o.key ?? agent.privateJwk, 'EdDSA');
       const iat = o.iat ?? Math.floor(clock.now() / 1000);
