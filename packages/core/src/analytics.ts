@@ -38,7 +38,16 @@ export interface DurationStats {
   readonly p90Seconds: number | null;
 }
 
-export interface ReviewerLoad {
+/** Rubber-stamp signals over a set of votes. */
+export interface VoteSignals {
+  /** Votes cast within `rubberStampSeconds` of first opening the evidence pack. */
+  readonly quickVotes: number;
+  /** Votes cast without ever opening the evidence pack. */
+  readonly unopenedVotes: number;
+  readonly outOfHoursVotes: number;
+}
+
+export interface ReviewerLoad extends VoteSignals {
   readonly reviewerId: string;
   readonly email: string | null;
   readonly groups: readonly string[];
@@ -50,14 +59,9 @@ export interface ReviewerLoad {
   /** From the request's creation to this reviewer's vote. */
   readonly timeToDecision: DurationStats;
   readonly decisionsPerHour: number;
-  /** Votes cast within `rubberStampSeconds` of first opening the evidence pack. */
-  readonly quickVotes: number;
-  /** Votes cast without ever opening the evidence pack. */
-  readonly unopenedVotes: number;
-  readonly outOfHoursVotes: number;
 }
 
-export interface GroupLoad {
+export interface GroupLoad extends VoteSignals {
   readonly group: string;
   readonly queueDepth: number;
   readonly reviews: number;
@@ -68,9 +72,6 @@ export interface GroupLoad {
   /** From the request's creation to the review's end (approved or denied). */
   readonly timeToDecision: DurationStats;
   readonly decisionsPerHour: number;
-  readonly quickVotes: number;
-  readonly unopenedVotes: number;
-  readonly outOfHoursVotes: number;
 }
 
 export interface AgentLoad {
@@ -158,6 +159,11 @@ export function reviewerLoad(input: {
       outOfHours: isOutOfHours(vote.createdAt, hours),
     };
   });
+  const voteSignals = (facts: readonly VoteFacts[]): VoteSignals => ({
+    quickVotes: facts.filter((f) => f.quick).length,
+    unopenedVotes: facts.filter((f) => f.unopened).length,
+    outOfHoursVotes: facts.filter((f) => f.outOfHours).length,
+  });
   const votedBy = new Set(input.votes.map((v) => `${v.requestId}\0${v.reviewerId}`));
 
   const reviewerIds = new Set([...input.reviewers.map((r) => r.id), ...input.votes.map((v) => v.reviewerId)]);
@@ -181,9 +187,7 @@ export function reviewerLoad(input: {
         mine.flatMap((f) => (f.request ? [(f.vote.createdAt - f.request.createdAt) / 1000] : [])),
       ),
       decisionsPerHour: mine.length / windowHours,
-      quickVotes: mine.filter((f) => f.quick).length,
-      unopenedVotes: mine.filter((f) => f.unopened).length,
-      outOfHoursVotes: mine.filter((f) => f.outOfHours).length,
+      ...voteSignals(mine),
     };
   });
 
@@ -212,9 +216,7 @@ export function reviewerLoad(input: {
         ),
       ),
       decisionsPerHour: (approved + denied) / windowHours,
-      quickVotes: groupVotes.filter((f) => f.quick).length,
-      unopenedVotes: groupVotes.filter((f) => f.unopened).length,
-      outOfHoursVotes: groupVotes.filter((f) => f.outOfHours).length,
+      ...voteSignals(groupVotes),
     };
   });
 
