@@ -378,9 +378,7 @@ describe('MCP gateway', () => {
     const id = await pendingId();
     controller.abort('changed my mind');
     await expect(call).rejects.toThrow();
-    for (let i = 0; i < 100 && (await statusOf(id)) === 'pending'; i++)
-      await new Promise((r) => setTimeout(r, 50));
-    expect(await statusOf(id)).toBe('withdrawn');
+    await expect.poll(() => statusOf(id), { timeout: 5_000, interval: 50 }).toBe('withdrawn');
     expect(forwarded('create_pr').some((l) => l.args.title === 'Never mind')).toBe(false);
   });
 
@@ -588,9 +586,7 @@ describe('MCP gateway', () => {
       const id = await pendingId();
       controller.abort('changed my mind');
       await expect(call).rejects.toThrow();
-      for (let i = 0; i < 100 && (await statusOf(id)) === 'pending'; i++)
-        await new Promise((r) => setTimeout(r, 50));
-      expect(await statusOf(id)).toBe('withdrawn');
+      await expect.poll(() => statusOf(id), { timeout: 5_000, interval: 50 }).toBe('withdrawn');
     } finally {
       await modern.close();
     }
@@ -659,8 +655,6 @@ stdio: { agent: coder }
     // The client went away: the session's task is completed, which revokes its leases.
     const leaseStatus = async () =>
       (await live.server.deps.ctx.store.read((tx) => tx.getLease(leaseId!)))?.status;
-    for (let i = 0; i < 100 && (await leaseStatus()) !== 'revoked'; i++)
-      await new Promise((r) => setTimeout(r, 50));
-    expect(await leaseStatus()).toBe('revoked');
+    await expect.poll(leaseStatus, { timeout: 5_000, interval: 50 }).toBe('revoked');
   });
 });
