@@ -141,3 +141,31 @@ export function useFetched<T>(fetch: () => Promise<T>): {
   }, [reload]);
   return { data, error, reload };
 }
+
+/**
+ * The quiet danger button at the end of a table row that opens (and closes) the row's
+ * confirmation form below it. `label` is shown; `accessibleLabel` names the row's subject.
+ */
+export function RowActionToggle({
+  label,
+  accessibleLabel,
+  open,
+  onToggle,
+}: {
+  label: string;
+  accessibleLabel: string;
+  open: boolean;
+  onToggle: () => void;
+}) {
+  return (
+    <button
+      type="button"
+      className="button button-small button-danger-quiet"
+      aria-expanded={open}
+      onClick={onToggle}
+    >
+      <span aria-hidden="true">{label}…</span>
+      <span className="sr-only">{accessibleLabel}</span>
+    </button>
+  );
+}

@@ -1,6 +1,6 @@
 import { type FormEvent, useEffect, useId, useRef, useState } from 'react';
 import { type AgentRecord, api, type SuspendResult } from '../api';
-import { DateTime, ErrorNote, Loading, useFetched } from '../components/common';
+import { DateTime, ErrorNote, Loading, RowActionToggle, useFetched } from '../components/common';
 import { Untrusted } from '../components/Untrusted';
 
 export function AgentsPage() {
@@ -78,18 +78,15 @@ export function AgentsPage() {
                   </td>
                   <td className="cell-actions">
                     {agent.status === 'active' && (
-                      <button
-                        type="button"
-                        className="button button-small button-danger-quiet"
-                        aria-expanded={suspending === agent.id}
-                        onClick={() => {
+                      <RowActionToggle
+                        label="Suspend"
+                        accessibleLabel={`Suspend agent ${agent.id}`}
+                        open={suspending === agent.id}
+                        onToggle={() => {
                           setDone(null);
                           setSuspending(suspending === agent.id ? null : agent.id);
                         }}
-                      >
-                        <span aria-hidden="true">Suspend…</span>
-                        <span className="sr-only">Suspend agent {agent.id}</span>
-                      </button>
+                      />
                     )}
                   </td>
                 </tr>,

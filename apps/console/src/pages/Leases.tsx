@@ -1,6 +1,13 @@
 import { type FormEvent, useCallback, useEffect, useId, useRef, useState } from 'react';
 import { api, type LeaseRecord } from '../api';
-import { DateTime, ErrorNote, Loading, SelectFilter, useFetched } from '../components/common';
+import {
+  DateTime,
+  ErrorNote,
+  Loading,
+  RowActionToggle,
+  SelectFilter,
+  useFetched,
+} from '../components/common';
 import { Untrusted } from '../components/Untrusted';
 
 const STATE_LABEL: Record<string, string> = {
@@ -142,18 +149,15 @@ export function LeasesPage() {
                   </td>
                   <td className="cell-actions">
                     {live && (
-                      <button
-                        type="button"
-                        className="button button-small button-danger-quiet"
-                        aria-expanded={revoking === lease.lease_id}
-                        onClick={() => {
+                      <RowActionToggle
+                        label="Revoke"
+                        accessibleLabel={`Revoke lease ${lease.lease_id}`}
+                        open={revoking === lease.lease_id}
+                        onToggle={() => {
                           setDone(null);
                           setRevoking(revoking === lease.lease_id ? null : lease.lease_id);
                         }}
-                      >
-                        <span aria-hidden="true">Revoke…</span>
-                        <span className="sr-only">Revoke lease {lease.lease_id}</span>
-                      </button>
+                      />
                     )}
                   </td>
                 </tr>,
