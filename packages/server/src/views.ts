@@ -1,7 +1,8 @@
 import { type AccessRequestRecord, type LeaseRecord, toolCallOf } from '@countersign/core';
 import type { AccessRequestWire, CredentialWire } from '@countersign/protocol';
 
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+/** Epoch milliseconds as ISO 8601 text on the wire. */
+export const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 /** The wire view of an access request. The credential appears only in the answer that created it. */
 export function accessRequestView(

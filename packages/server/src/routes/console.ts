@@ -50,10 +50,9 @@ import { CHALLENGE_TTL_SECONDS, relyingParty } from '../console/webauthn.js';
 import { newId } from '../ids.js';
 import { jsonBodyLimit, readJson } from '../middleware/json.js';
 import { computeSuggestions, suggestionView, writeAdoptedPolicy } from '../suggestions.js';
-import { leaseView } from '../views.js';
+import { iso, leaseView } from '../views.js';
 import { windowParam } from './insights.js';
 
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 const b64url = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url');
 const Token = z.string().regex(/^[A-Za-z0-9_-]{20,128}$/);
 const WebAuthnResponse = z.record(z.string(), z.unknown());
