@@ -3,7 +3,6 @@
  * expiry, last-seen without a commit of its own, `agent unused`, and the console's kill switch
  * for a workload-identity agent (THREATS.md B12, B13).
  */
-import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +10,7 @@ import { listUnusedAgents } from '@countersign/core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { initHome } from '../packages/cli/src/commands/init.js';
 import { main } from '../packages/cli/src/main.js';
-import { body, type Harness, ISSUER, startHarness } from './support/harness.js';
+import { body, type Harness, ISSUER, insertReviewerSession, startHarness } from './support/harness.js';
 import {
   appendConfig,
   kubernetesClaims,
@@ -198,26 +197,7 @@ describe('last seen, unused and the console kill switch on a running server', ()
     ).json()) as { id: string; status: string };
     expect(pending.status).toBe('pending');
 
-    const session = randomBytes(32).toString('base64url');
-    const now = h.clock.now();
-    await h.server.deps.ctx.store.transaction(async (tx) => {
-      await tx.insertReviewer({
-        id: 'rev_ops',
-        email: 'ops@acme.dev',
-        groups: ['oncall'],
-        status: 'active',
-        webauthnUserId: 'wa_ops',
-        createdAt: now,
-      });
-      await tx.insertSession({
-        tokenHash: createHash('sha256').update(session).digest('hex'),
-        reviewerId: 'rev_ops',
-        createdAt: now,
-        lastSeenAt: now,
-        expiresAt: now + 3_600_000,
-        revokedAt: null,
-      });
-    });
+    const session = await insertReviewerSession(h.server.deps.ctx, 'ops');
     const res = await h.call('POST', '/v1/console/agents/kill-bot/suspend', {
       body: { reason: 'compromised pod' },
       headers: { cookie: `cs_session=${session}`, origin: new URL(ISSUER).origin },

@@ -4,13 +4,13 @@
  * jose, their keys served by a local JWKS host we control (rotate, remove, stop, count
  * fetches), and GitHub-shaped tokens verified against inline keys.
  */
-import { createHash, sign as cryptoSign, KeyObject, randomBytes } from 'node:crypto';
+import { sign as cryptoSign, KeyObject } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suspendAgent } from '@countersign/core';
 import { type CryptoKey, exportSPKI, importJWK, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { body, type Harness, startHarness } from '../support/harness.js';
+import { body, type Harness, insertReviewerSession, startHarness } from '../support/harness.js';
 import {
   appendConfig,
   githubClaims,
@@ -419,27 +419,7 @@ describe('federated workload identity', () => {
   });
 
   it('B11 a reviewer session (cookie or its token as a bearer) is refused at every agent endpoint', async () => {
-    const token = randomBytes(32).toString('base64url');
-    const tokenHash = createHash('sha256').update(token).digest('hex');
-    const now = h.clock.now();
-    await h.server.deps.ctx.store.transaction(async (tx) => {
-      await tx.insertReviewer({
-        id: 'rev_b11',
-        email: 'b11@acme.dev',
-        groups: ['oncall'],
-        status: 'active',
-        webauthnUserId: 'wa_b11',
-        createdAt: now,
-      });
-      await tx.insertSession({
-        tokenHash,
-        reviewerId: 'rev_b11',
-        createdAt: now,
-        lastSeenAt: now,
-        expiresAt: now + 3600_000,
-        revokedAt: null,
-      });
-    });
+    const token = await insertReviewerSession(h.server.deps.ctx, 'b11');
     // Control: the session is a real one, the console accepts it.
     const me = await h.call('GET', '/v1/console/me', { headers: { cookie: `cs_session=${token}` } });
     expect(me.status).toBe(200);

@@ -2,6 +2,7 @@
  * Test harness: a real Countersign on a real SQLite file in a temp dir, with the example
  * policies and catalog, driven through `app.request()` (no socket) with real signed JWTs.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,6 +66,31 @@ export interface Harness {
   ): Promise<{ status: number; json: any }>;
   /** Stops the server; the temp data dir is removed unless `keepHome` (a restart on the same data follows). */
   close(options?: { keepHome?: boolean }): Promise<void>;
+}
+
+/** Inserts an active reviewer (in `oncall`) with a live console session; returns the session token. */
+export async function insertReviewerSession(ctx: DomainContext, id: string): Promise<string> {
+  const token = randomBytes(32).toString('base64url');
+  const now = ctx.clock.now();
+  await ctx.store.transaction(async (tx) => {
+    await tx.insertReviewer({
+      id: `rev_${id}`,
+      email: `${id}@acme.dev`,
+      groups: ['oncall'],
+      status: 'active',
+      webauthnUserId: `wa_${id}`,
+      createdAt: now,
+    });
+    await tx.insertSession({
+      tokenHash: createHash('sha256').update(token).digest('hex'),
+      reviewerId: `rev_${id}`,
+      createdAt: now,
+      lastSeenAt: now,
+      expiresAt: now + 3_600_000,
+      revokedAt: null,
+    });
+  });
+  return token;
 }
 
 export async function newKeyPair(): Promise<{ privateJwk: JWK; publicJwk: JWK }> {
