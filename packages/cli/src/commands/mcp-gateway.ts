@@ -18,10 +18,16 @@ export interface RunningMcpGateway {
 }
 
 export async function mcpGatewayCommand(options: McpGatewayCommandOptions): Promise<RunningMcpGateway> {
-  const { loadGatewayConfig, McpGateway, listenHttp, serveGatewayStdio } = await import(
+  const { GatewayError, loadGatewayConfig, McpGateway, listenHttp, serveGatewayStdio } = await import(
     '@countersign/mcp-gateway'
   );
   const config = loadGatewayConfig(options.config);
+  // Otherwise the process would run and serve nothing.
+  if (options.only && !config[options.only])
+    throw new GatewayError(
+      'CS_GATEWAY_CONFIG_INVALID',
+      `--only ${options.only}: the config has no \`${options.only}\` section`,
+    );
   if (options.only === 'stdio') delete (config as { http?: unknown }).http;
   if (options.only === 'http') delete (config as { stdio?: unknown }).stdio;
   const log = (line: Record<string, unknown>) =>
