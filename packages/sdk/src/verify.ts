@@ -10,7 +10,6 @@
  * introspection so a revoked lease (task completed, agent suspended) is refused at once.
  */
 import {
-  base64url,
   calculateJwkThumbprint,
   createRemoteJWKSet,
   decodeProtectedHeader,
@@ -21,6 +20,7 @@ import {
   errors as joseErrors,
   jwtVerify,
 } from 'jose';
+import { accessTokenHash } from './dpop.js';
 
 /** Stable reasons a lease is refused. */
 export type LeaseErrorCode =
@@ -105,11 +105,6 @@ const MAX_SEEN_PROOFS = 100_000;
 
 function fail(code: LeaseErrorCode, message: string, cause?: unknown): never {
   throw new LeaseVerificationError(code, message, cause === undefined ? undefined : { cause });
-}
-
-async function sha256b64url(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
-  return base64url.encode(new Uint8Array(digest));
 }
 
 function htuOf(url: string): string | null {
@@ -241,7 +236,7 @@ export class LeaseVerifier {
     const iat = payload.iat as number;
     if (iat > now + this.#skew || iat < now - this.#skew)
       fail('invalid_dpop_proof', 'the proof iat is outside the window');
-    if (payload.ath !== (await sha256b64url(check.token)))
+    if (payload.ath !== (await accessTokenHash(check.token)))
       fail('invalid_dpop_proof', 'ath does not match the lease');
     // Single use within this process (RFC 9449 §11.1); several replicas should add a shared store.
     const key = `${jkt}\u0000${String(payload.jti)}`;
