@@ -30,7 +30,6 @@ import { FederatedVerifier, type IssuerHealth } from './identity/federated.js';
 import { PrivateKeyJwtAuthenticator } from './identity/private-key-jwt.js';
 import { newId } from './ids.js';
 import { InstanceEvents } from './instance-events.js';
-import { accessTokenIssuer } from './issuers/access-token.js';
 import { buildIssuers } from './issuers/build.js';
 import { receiptSigner } from './issuers/receipt.js';
 import { issuerRegistry, type ServerIssuers } from './issuers/registry.js';
@@ -264,12 +263,15 @@ export async function createServer(
    * load) and the candidate, in this process, right after a suggested policy is adopted.
    */
   const reloadAfterAdoption = async () => {
-    const result = await reloadPolicies('adoption');
+    await reloadPolicies('adoption');
     loadCandidate();
-    if (result === 'refused') {
+    // Whether this reload or the poll just before it read the files: they are in force only
+    // when the last look refused nothing ('unchanged' after a refused poll is still refused).
+    const refused = policyReloadRefused ?? policyError;
+    if (refused !== null) {
       throw new CountersignError(
         'CS_POLICY_ERROR',
-        `the policy set with the adopted policy did not load; the last good set stays in force: ${policyReloadRefused ?? policyError}`,
+        `the policy set with the adopted policy did not load; the last good set stays in force: ${refused}`,
       );
     }
     return { version: engine.version, policyCount };
