@@ -168,6 +168,13 @@ describe('SDK end to end: workload identity, DPoP, review, lease verification', 
     const fresh = async (method = 'POST', url = RESOURCE_URL) =>
       (await client.leaseHeaders(result.credential!, method, url)).dpop!;
     await expectRefused(verifier.verify({ ...check, dpop: await fresh('DELETE') }), 'invalid_dpop_proof');
+    // The right key, but a proof made for another access token (its ath does not match this lease).
+    const forOtherToken = await client.leaseHeaders(
+      { ...result.credential!, access_token: `${token}x` } as AccessTokenCredential,
+      'POST',
+      RESOURCE_URL,
+    );
+    await expectRefused(verifier.verify({ ...check, dpop: forOtherToken.dpop! }), 'invalid_dpop_proof');
     await expectRefused(
       verifier.verify({ ...check, dpop: await fresh('POST', 'https://other.acme.dev/v1/invoices') }),
       'invalid_dpop_proof',
