@@ -3,21 +3,12 @@
  * policies, signing key: what every instance must share) and one database, several ports.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { resolve } from 'node:path';
+import { freePort } from '../e2e/support/live-server.js';
 
 export const BIN = resolve(import.meta.dirname, '../../packages/cli/bin/countersign.js');
 
-export function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => ok(port));
-    });
-  });
-}
+export { freePort };
 
 /** Runs a CLI command to completion. */
 export function cli(home: string, args: string[], env: Record<string, string> = {}) {
