@@ -113,7 +113,7 @@ export const GatewayConfigSchema = z
       .optional(),
     /** An argument whose text, if a tool call has it, is added to the request's purpose. */
     purpose_argument: z.string().min(1).default('purpose'),
-    /** How many earlier calls of the session go into `context.tool_chain` (at most 32). */
+    /** How many earlier calls of the session go into `context.tool_chain` (0 to 31; the server accepts at most 32). */
     tool_chain_length: z.number().int().min(0).max(31).default(8),
     /** Longest a call waits for a review before answering "still pending" (default: the review deadline). */
     review_wait_seconds: z.number().int().min(1).max(86_400).optional(),
