@@ -304,7 +304,9 @@ export function buildProgram(exit: { code: number }): Command {
     );
   lease
     .command('revoke <lease-id>')
-    .description('end a lease now; a downstream credential (a database role) is removed at once (exit 3 when the downstream has not confirmed)')
+    .description(
+      'end a lease now; a downstream credential (a database role) is removed at once (exit 3 when the downstream has not confirmed)',
+    )
     .option('--reason <text>', 'why (recorded in the audit trail)')
     .addOption(home)
     .action(async (leaseId: string, o: { reason?: string; dir?: string }) => {
