@@ -35,6 +35,7 @@ export {
   type ShadowSummary,
   shadowSummary,
 } from './backtest.js';
+export { newRowId, randomId } from './ids.js';
 export { type CatalogEntryInput, ISSUER_NAME, ResourceCatalog, UNCATALOGUED } from './catalog.js';
 export {
   type CheckpointSettings,

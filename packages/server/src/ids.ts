@@ -1,10 +1,10 @@
-import { randomUUID } from 'node:crypto';
+import { newRowId, randomId } from '@countersign/core';
 
 /**
- * A new unique id with a readable prefix: `req_…`, `lease_…`. 122 random bits from
- * `randomUUID`, which draws from a cached entropy pool: a `randomBytes` call per id cost
- * about 7% of a decision's main-thread time in the benchmark profile.
+ * A new row id (`req_…`, `lease_…`, `msg_…`): time-ordered, see core's ids.ts for why.
+ * Console handles that must not be guessable use `newRandomId`.
  */
-export function newId(prefix: string): string {
-  return `${prefix}_${randomUUID().replaceAll('-', '')}`;
-}
+export const newId = newRowId;
+
+/** A new unguessable handle (122 random bits), for console challenges and reviewer ids. */
+export const newRandomId = randomId;

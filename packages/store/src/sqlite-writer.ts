@@ -6,16 +6,16 @@
  * the disk. Durability is unchanged: WAL, synchronous=FULL, COMMIT fsyncs before anyone is
  * answered.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { type MessagePort, parentPort } from 'node:worker_threads';
-import { STORE_UNITS, type StoreTx, type StoreUnitName, useSha256 } from '@countersign/core';
+import { newRowId, STORE_UNITS, type StoreTx, type StoreUnitName, useSha256 } from '@countersign/core';
 import type BetterSqlite3 from 'better-sqlite3';
 import { failpoint } from './failpoint.js';
 import { SqlTx } from './sql-store.js';
 import { openWriteConnection, SqliteExecutor, sqliteCompiler } from './sqlite-connection.js';
 import { encodeError, type FromWriter, type ToWriter } from './writer-protocol.js';
 
-const ids = { next: (prefix: string) => `${prefix}_${randomUUID().replaceAll('-', '')}` };
+const ids = { next: newRowId };
 const compiler = sqliteCompiler();
 
 /** One database's write connection on the writer thread. */

@@ -47,7 +47,7 @@ import {
   setSessionCookie,
 } from '../console/session.js';
 import { CHALLENGE_TTL_SECONDS, relyingParty } from '../console/webauthn.js';
-import { newId } from '../ids.js';
+import { newRandomId } from '../ids.js';
 import { jsonBodyLimit, readJson } from '../middleware/json.js';
 import { computeSuggestions, suggestionView, writeAdoptedPolicy } from '../suggestions.js';
 import { iso, leaseView } from '../views.js';
@@ -125,10 +125,10 @@ export function consoleRoutes(deps: ServerDeps): Hono {
       throw new CountersignError('CS_INVITE_INVALID', 'this enrollment link is unknown, used or expired');
     }
     const existing = await ctx.store.read((tx) => tx.getReviewerByEmail(invite.email));
-    const reviewerId = existing?.id ?? newId('rev');
+    const reviewerId = existing?.id ?? newRandomId('rev');
     const userHandle = existing ? Buffer.from(existing.webauthnUserId, 'base64url') : randomBytes(32);
     const challenge = randomBytes(32);
-    const challengeId = newId('chl');
+    const challengeId = newRandomId('chl');
     const excludeCredentials = existing
       ? (await ctx.store.read((tx) => tx.listReviewerCredentials(existing.id))).map((k) => ({ id: k.id }))
       : [];
@@ -210,7 +210,7 @@ export function consoleRoutes(deps: ServerDeps): Hono {
   app.post('/v1/console/login/options', jsonBodyLimit, async (c) => {
     const now = ctx.clock.now();
     const challenge = randomBytes(32);
-    const id = newId('chl');
+    const id = newRandomId('chl');
     const options = await generateAuthenticationOptions({
       rpID: rp.id,
       challenge: new Uint8Array(challenge),
@@ -466,7 +466,7 @@ export function consoleRoutes(deps: ServerDeps): Hono {
     const agent = await ctx.store.read((tx) => tx.getAgent(record.agentId));
     const why = ineligibility(reviewer, record, agent);
     if (why) throw new CountersignError('CS_NOT_ELIGIBLE', why);
-    const id = newId('chl');
+    const id = newRandomId('chl');
     const nonce = randomBytes(16).toString('base64url');
     const expiresAt = Math.min(record.deadlineAt, now + CHALLENGE_TTL_SECONDS * 1000);
     const challenge = decisionChallenge({
@@ -607,7 +607,7 @@ export function consoleRoutes(deps: ServerDeps): Hono {
         'CS_POLICY_CHANGED',
         'the suggested text changed: reload it and read it again',
       );
-    const id = newId('chl');
+    const id = newRandomId('chl');
     const nonce = randomBytes(16).toString('base64url');
     const expiresAt = ctx.clock.now() + CHALLENGE_TTL_SECONDS * 1000;
     const challenge = adoptionChallenge({
