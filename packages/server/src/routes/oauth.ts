@@ -6,10 +6,10 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { CountersignError, leaseState, revokeLease, runUnit } from '@countersign/core';
 import { type Context, Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { decodeProtectedHeader, importJWK, type JWTPayload, jwtVerify } from 'jose';
 import type { ServerDeps } from '../app.js';
 import { authenticateAgent } from '../middleware/agent-auth.js';
+import { limitBody } from '../middleware/json.js';
 
 type Caller =
   /** `dpopJkt`: the key the agent proved possession of on this call (RFC 9449), or null. */
@@ -87,11 +87,9 @@ function oauthError(c: Context, error: unknown) {
 }
 
 /** Token requests are small; refuse big bodies before reading them. */
-const formBodyLimit = bodyLimit({
-  maxSize: 16 * 1024,
-  onError: (c) =>
-    c.json({ error: 'invalid_request', error_description: 'body too large', code: 'CS_BODY_TOO_LARGE' }, 413),
-});
+const formBodyLimit = limitBody(16 * 1024, (c) =>
+  c.json({ error: 'invalid_request', error_description: 'body too large', code: 'CS_BODY_TOO_LARGE' }, 413),
+);
 
 /** Authenticates the caller and reads `token`; an RFC-shaped error answer when either fails. */
 async function tokenRequest(
