@@ -10,7 +10,7 @@ import { leaseList, leaseRevoke } from '../packages/cli/src/commands/lease.js';
 import { addCatalogEntries, addMasterKey, editConfig } from './issuers/kinds.js';
 import { body, type Harness, startHarness } from './support/harness.js';
 
-const BIN = resolve(import.meta.dirname, '../packages/cli/bin/countersign.js');
+const BIN = resolve(import.meta.dirname, '../packages/cli/bin/countersign.cjs');
 
 function cli(home: string, args: string[], input?: string) {
   const r = spawnSync(process.execPath, [BIN, ...args], {

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../packages/cli/src/main.js';
 import { openDb } from './support/db.js';
 
-const BIN = resolve(import.meta.dirname, '../packages/cli/bin/countersign.js');
+const BIN = resolve(import.meta.dirname, '../packages/cli/bin/countersign.cjs');
 
 function freePort(): Promise<number> {
   return new Promise((ok, fail) => {

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../packages/cli/src/main.js';
 
-const BIN = resolve(import.meta.dirname, '../packages/cli/bin/countersign.js');
+const BIN = resolve(import.meta.dirname, '../packages/cli/bin/countersign.cjs');
 const EXAMPLES = resolve(import.meta.dirname, '../examples');
 
 function cli(args: string[], home: string) {

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 export const REPO = resolve(import.meta.dirname, '..', '..');
-const CLI = join(REPO, 'packages', 'cli', 'bin', 'countersign.js');
+const CLI = join(REPO, 'packages', 'cli', 'bin', 'countersign.cjs');
 
 export async function freePort(): Promise<number> {
   return new Promise((ok, fail) => {

@@ -2,7 +2,7 @@
  * A runnable example agent built on @countersign/sdk.
  *
  *   npm start                                   # a dev server on http://localhost:8787
- *   node packages/cli/bin/countersign.js agent add invoice-bot --owner billing --dir .countersign
+ *   node packages/cli/bin/countersign.cjs agent add invoice-bot --owner billing --dir .countersign
  *   COUNTERSIGN_AGENT_ID=invoice-bot \
  *   COUNTERSIGN_AGENT_KEY=.countersign/agents/invoice-bot.jwk \
  *     node --import tsx examples/agent/invoice-bot.ts

@@ -14,7 +14,7 @@ import { liveAgent } from './support/agent.js';
 import { launchChromium, newReviewerSession, type ReviewerSession } from './support/browser.js';
 import { type LiveServer, startLiveServer } from './support/live-server.js';
 
-const BIN = resolve(import.meta.dirname, '../../packages/cli/bin/countersign.js');
+const BIN = resolve(import.meta.dirname, '../../packages/cli/bin/countersign.cjs');
 
 const XSS = [
   '<script>window.__pwned=1</script>',

@@ -40,7 +40,7 @@ import {
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const UPSTREAM = join(ROOT, 'test/mcp/support/upstream-server.ts');
-const CLI = join(ROOT, 'packages/cli/bin/countersign.js');
+const CLI = join(ROOT, 'packages/cli/bin/countersign.cjs');
 const AGENT = 'coding-agent';
 const K8S = 'https://kubernetes.default.svc.cluster.local';
 

@@ -6,7 +6,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { freePort } from '../e2e/support/live-server.js';
 
-export const BIN = resolve(import.meta.dirname, '../../packages/cli/bin/countersign.js');
+export const BIN = resolve(import.meta.dirname, '../../packages/cli/bin/countersign.cjs');
 
 export { freePort };
 
