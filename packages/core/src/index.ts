@@ -35,7 +35,6 @@ export {
   type ShadowSummary,
   shadowSummary,
 } from './backtest.js';
-export { newRowId, randomId } from './ids.js';
 export { type CatalogEntryInput, ISSUER_NAME, ResourceCatalog, UNCATALOGUED } from './catalog.js';
 export {
   type CheckpointSettings,
@@ -75,6 +74,7 @@ export {
   evaluateAccessRequest,
   evaluatePolicyInput,
 } from './evaluate.js';
+export { newRowId, randomId } from './ids.js';
 export {
   type CredentialPlan,
   DEFAULT_ISSUER,
