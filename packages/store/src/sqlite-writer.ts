@@ -13,7 +13,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { failpoint } from './failpoint.js';
 import { SqlTx } from './sql-store.js';
 import { openWriteConnection, SqliteExecutor, sqliteCompiler } from './sqlite-connection.js';
-import { encodeError, type FromWriter, type ToWriter } from './writer-protocol.js';
+import { encodeError, type FromWriter, type ToWriter, type WireOutcome } from './writer-protocol.js';
 
 const ids = { next: newRowId };
 const compiler = sqliteCompiler();
@@ -121,6 +121,8 @@ export class Writer {
           return this.#fail(m.id, error);
         }
       }
+      case 'group':
+        return this.#group(m);
       case 'savepoint':
         return this.#step(this.#sql.savepoint);
       case 'call': {
@@ -168,6 +170,56 @@ export class Writer {
         throw new Error(`unknown message ${JSON.stringify(never)}`);
       }
     }
+  }
+
+  /** A whole group commit of named units: one message in, one answer out, after the COMMIT. */
+  async #group(m: Extract<ToWriter, { t: 'group' }>): Promise<void> {
+    this.#batchError = null;
+    this.#groupHasDecision = m.units.some((u) => u.name === 'commitAccessRequest');
+    try {
+      this.#sql.begin.run();
+    } catch (error) {
+      return this.#fail(m.id, error);
+    }
+    this.#tx.forgetAuditHead();
+    const outcomes: WireOutcome[] = [];
+    for (const { name, args } of m.units) {
+      const unit = STORE_UNITS[name as StoreUnitName] as
+        | ((tx: StoreTx, args: unknown) => Promise<unknown>)
+        | undefined;
+      if (!unit) {
+        outcomes.push({ ok: false, error: encodeError(new Error(`no store unit named ${String(name)}`)) });
+        continue;
+      }
+      try {
+        this.#sql.savepoint.run();
+      } catch (error) {
+        this.#batchError ??= error;
+        break;
+      }
+      try {
+        const value = await unit(this.#tx, args);
+        this.#sql.release.run();
+        outcomes.push({ ok: true, value });
+      } catch (error) {
+        this.#rollbackUnit();
+        outcomes.push({ ok: false, error: encodeError(error) });
+      }
+    }
+    if (this.#batchError !== null) {
+      this.#abort();
+      return this.#fail(m.id, this.#batchError);
+    }
+    try {
+      if (this.#groupHasDecision) failpoint('store.before-commit');
+      this.#sql.commit.run();
+      if (this.#groupHasDecision) failpoint('store.after-commit');
+    } catch (error) {
+      // COMMIT failed (busy, disk full, I/O): nothing in this group happened.
+      this.#abort();
+      return this.#fail(m.id, error);
+    }
+    return this.#ok(m.id, outcomes);
   }
 
   #abort(): void {

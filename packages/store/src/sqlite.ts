@@ -11,6 +11,9 @@
  * its own thread (sqlite-writer.ts). Core's named units (`STORE_UNITS`: the decision's unit,
  * assertion consumption) run there whole; closure units run on the main thread and send each
  * StoreTx call over. Statements, hashing and the fsync then never block the event loop.
+ * A group of named units only travels as ONE message and is answered once, after its COMMIT;
+ * the next such group may be sent while one commits, so the writer never idles waiting for
+ * this event loop. A group with closure units goes alone, after the groups in flight.
  * `writer: 'inline'` keeps everything on the calling thread (CLI commands, small tools).
  * Reads always use a separate read-only connection on the calling thread.
  */
@@ -33,7 +36,7 @@ import { MIGRATIONS, readSchemaVersion, refuseNewerSchema, writeSchemaVersion } 
 import type { Database } from './schema.js';
 import { type IdSource, SqlTx } from './sql-store.js';
 import { openWriteConnection, SqliteExecutor, sqliteCompiler } from './sqlite-connection.js';
-import { decodeError, type FromWriter, type ToWriter } from './writer-protocol.js';
+import { decodeError, type FromWriter, type ToWriter, type WireOutcome } from './writer-protocol.js';
 
 export interface SqliteStoreOptions {
   /** Path of the database file. */
@@ -162,6 +165,12 @@ class WriterThread {
 
 let nextDbId = 1;
 
+/**
+ * Groups of named units that may be on their way to the writer thread at once: one
+ * committing, the next queued behind it. More would only make the groups smaller.
+ */
+const MAX_GROUPS_IN_FLIGHT = 2;
+
 export class SqliteStore implements Store {
   readonly #kysely = sqliteCompiler();
   readonly #file: string;
@@ -175,7 +184,12 @@ export class SqliteStore implements Store {
   readonly #dbId = nextDbId++;
   #thread: { thread: WriterThread; ready: Promise<Outcome> } | null = null;
   #queue: Unit[] = [];
-  #flushing = false;
+  /** A flush is scheduled (setImmediate) but has not run yet. */
+  #scheduled = false;
+  /** A batch with closure units is talking to the writer step by step: nothing else is sent. */
+  #exclusive = false;
+  /** Groups of named units sent to the writer thread and not yet answered. */
+  readonly #inFlight = new Set<Promise<void>>();
   #closed = false;
   #lastWriteError: { at: number; message: string } | null = null;
 
@@ -259,39 +273,89 @@ export class SqliteStore implements Store {
     if (this.#closed) return Promise.reject(unavailable(new Error('store is closed')));
     return new Promise<T>((resolve, reject) => {
       this.#queue.push(make(resolve, reject));
-      if (!this.#flushing) {
-        this.#flushing = true;
-        setImmediate(() => void this.#flush());
-      }
+      this.#kick();
+    });
+  }
+
+  /**
+   * Schedules a flush when there is work and room for it. Units that arrive while a group
+   * commits wait for the next group: that is what shares the fsync.
+   */
+  #kick(): void {
+    if (this.#scheduled || this.#exclusive || this.#queue.length === 0) return;
+    if (this.#inFlight.size >= MAX_GROUPS_IN_FLIGHT) return; // kicked again when one is answered
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      void this.#flush();
     });
   }
 
   async #flush(): Promise<void> {
+    if (this.#exclusive || this.#queue.length === 0 || this.#inFlight.size >= MAX_GROUPS_IN_FLIGHT) return;
     const batch = this.#queue.splice(0, this.#maxBatch);
-    let outcomes: Outcome[];
+    if (!this.#inline && batch.every((unit) => unit.kind === 'named')) {
+      // The hot path: the whole group in one message. It is self-contained, so the next group
+      // may be sent before this one is answered: the writer starts it right after this COMMIT
+      // instead of idling for a round trip through this (busy) event loop.
+      const group = this.#runGroupOnThread(batch).then(
+        (outcomes) => this.#settle(batch, outcomes, null),
+        (error: unknown) => this.#settle(batch, [], error),
+      );
+      this.#inFlight.add(group);
+      void group.finally(() => {
+        this.#inFlight.delete(group);
+        this.#kick();
+      });
+      this.#kick();
+      return;
+    }
+    // Inline, or closure units (each StoreTx call a round trip): one group at a time, alone.
+    this.#exclusive = true;
+    await Promise.allSettled([...this.#inFlight]);
+    let outcomes: Outcome[] = [];
     let failure: unknown = null;
     try {
       outcomes = this.#inline ? await this.#runInline(batch) : await this.#runOnThread(batch);
     } catch (error) {
       failure = error;
-      outcomes = [];
     }
+    this.#settle(batch, outcomes, failure);
+    this.#exclusive = false;
+    this.#kick();
+  }
+
+  /** Answers every unit of a group: its own outcome, or the group's failure. */
+  #settle(batch: readonly Unit[], outcomes: readonly Outcome[], failure: unknown): void {
     if (failure !== null) {
       // BEGIN or COMMIT failed (busy, disk full, I/O): nothing in this batch happened.
       this.#lastWriteError = { at: Date.now(), message: (failure as Error).message };
       const error = unavailable(failure);
       for (const unit of batch) unit.reject(error);
-    } else {
-      this.#lastWriteError = null;
-      batch.forEach((unit, i) => {
-        const outcome = outcomes[i]!;
-        if (outcome.ok) unit.resolve(outcome.value);
-        // A driver error inside a unit (constraint, I/O) is a store failure: fail closed.
-        else unit.reject(unavailable(outcome.error));
-      });
+      return;
     }
-    if (this.#queue.length > 0) setImmediate(() => void this.#flush());
-    else this.#flushing = false;
+    this.#lastWriteError = null;
+    batch.forEach((unit, i) => {
+      const outcome = outcomes[i]!;
+      if (outcome.ok) unit.resolve(outcome.value);
+      // A driver error inside a unit (constraint, I/O) is a store failure: fail closed.
+      else unit.reject(unavailable(outcome.error));
+    });
+  }
+
+  /** One group commit of named units on the writer thread, in one message. Throws when BEGIN or COMMIT fails. */
+  async #runGroupOnThread(batch: readonly Unit[]): Promise<Outcome[]> {
+    const writer = this.#writerThread();
+    const db = this.#dbId;
+    const units = batch.map((unit) => {
+      if (unit.kind !== 'named') throw new Error('a closure unit cannot go in a one-message group');
+      return { name: unit.name, args: unit.args };
+    });
+    const answer = await writer.ask((id) => ({ t: 'group', id, db, units }));
+    if (!answer.ok) throw answer.error;
+    return (answer.value as WireOutcome[]).map((o) =>
+      o.ok ? { ok: true, value: o.value } : { ok: false, error: decodeError(o.error) },
+    );
   }
 
   /** One group commit on this thread. Throws when BEGIN or COMMIT fails. */
@@ -422,7 +486,9 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    while (this.#flushing) await new Promise((r) => setImmediate(r));
+    while (this.#scheduled || this.#exclusive || this.#inFlight.size > 0 || this.#queue.length > 0) {
+      await new Promise((r) => setImmediate(r));
+    }
     const thread = this.#thread?.thread;
     if (thread && !thread.dead) await thread.ask((id) => ({ t: 'close', id, db: this.#dbId }));
     this.#reader.db.close();

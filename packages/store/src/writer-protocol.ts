@@ -29,6 +29,17 @@ export type ToWriter =
       readonly name: StoreUnitName;
       readonly args: unknown;
     }
+  /**
+   * A whole group commit of named units in one message: BEGIN, each unit in its savepoint,
+   * COMMIT; answered once, after the COMMIT, with every unit's outcome. Self-contained, so the
+   * main thread may send the next group before this one is answered (it runs after this COMMIT).
+   */
+  | {
+      readonly t: 'group';
+      readonly id: number;
+      readonly db: number;
+      readonly units: ReadonlyArray<{ readonly name: StoreUnitName; readonly args: unknown }>;
+    }
   /** A closure unit running on the main thread opens its savepoint... */
   | { readonly t: 'savepoint'; readonly db: number }
   /** ...calls StoreTx methods one at a time (each answered with `done`)... */
@@ -50,6 +61,11 @@ export type ToWriter =
 export type FromWriter =
   | { readonly t: 'done'; readonly id: number; readonly ok: true; readonly value: unknown }
   | { readonly t: 'done'; readonly id: number; readonly ok: false; readonly error: WireError };
+
+/** One unit's outcome inside a group's answer. */
+export type WireOutcome =
+  | { readonly ok: true; readonly value: unknown }
+  | { readonly ok: false; readonly error: WireError };
 
 export type WireError =
   | {

@@ -75,6 +75,61 @@ describe('SQLite adapter', () => {
     await store.close();
   });
 
+  /** The assertion of one use of `jti` (a named unit: it travels in a one-message group). */
+  const consume = (store: SqliteStore, jti: string) =>
+    runUnit(store, 'consumeAssertion', {
+      agentId: 'agent',
+      oneTimeIds: [{ namespace: 'jwt-bearer:agent', id: jti, expiresAt: 10 }],
+      seenAt: null,
+      dpopJkt: null,
+    });
+
+  it('one-message groups: a failing unit rolls back alone, groups sent back to back and closures between them keep one linear chain', async () => {
+    const store = SqliteStore.open({ file, ids, writer: 'thread' });
+    // 300 named units, every third a replay of an earlier jti, with closure units appending
+    // audit events in between: several groups are in flight at once, closures wait for them.
+    const named = Array.from({ length: 300 }, (_, i) => consume(store, `jti-${i % 3 === 2 ? i - 1 : i}`));
+    const closures = Array.from({ length: 20 }, (_, i) =>
+      store.transaction((tx) =>
+        tx.appendAudit({ type: 'closure', actor: { type: 'system', id: 't' }, data: { i } }, i),
+      ),
+    );
+    const outcomes = await Promise.allSettled(named);
+    await Promise.all(closures);
+    outcomes.forEach((o, i) => {
+      if (i % 3 === 2) {
+        expect(o.status).toBe('rejected');
+        expect((o as PromiseRejectedResult).reason).toMatchObject({ code: 'CS_TOKEN_REPLAYED' });
+      } else expect(o.status, `unit ${i}`).toBe('fulfilled');
+    });
+    // Every success is durable: its jti cannot be consumed again.
+    for (let i = 0; i < 300; i += 3) await expect(consume(store, `jti-${i}`)).rejects.toThrow(/replay/);
+    const events = [];
+    for await (const e of store.auditEvents()) events.push(e);
+    expect(verifyAuditChain(events)).toMatchObject({ ok: true, count: 20 });
+    expect(store.writeHealth()).toBeNull();
+    await store.close();
+  });
+
+  it('H8 a writer thread that dies with groups in flight: no unit reports success that did not commit', async () => {
+    const store = SqliteStore.open({ file, ids, writer: 'thread' });
+    await consume(store, 'warm-up');
+    const units = Array.from({ length: 200 }, (_, i) => consume(store, `jti-${i}`));
+    await new Promise((r) => setImmediate(r));
+    await SqliteStore.killWriterThreadForTests();
+    const outcomes = await Promise.allSettled(units);
+    const failed = outcomes.filter((o) => o.status === 'rejected') as PromiseRejectedResult[];
+    for (const o of failed) expect(o.reason).toMatchObject({ code: 'CS_STORE_UNAVAILABLE' });
+    // The next units run on a new thread; each earlier success must still be there.
+    expect(failed.length).toBeGreaterThan(0);
+    await consume(store, 'after-the-crash');
+    expect(store.writeHealth()).toBeNull();
+    for (const [i, o] of outcomes.entries()) {
+      if (o.status === 'fulfilled') await expect(consume(store, `jti-${i}`)).rejects.toThrow(/replay/);
+    }
+    await store.close();
+  });
+
   it('H7 two stores on one file in one process (two instances) never block each other on the writer thread', async () => {
     const a = SqliteStore.open({ file, ids, writer: 'thread', busyTimeoutMs: 1000 });
     const b = SqliteStore.open({ file, ids, writer: 'thread', busyTimeoutMs: 1000 });
