@@ -64,6 +64,12 @@ const num = (name: string, fallback: number) => {
 
 const DURATION = num('BENCH_DURATION', 10);
 const WARMUP = num('BENCH_WARMUP', 3);
+/**
+ * Seconds of baseline load right before and right after each decision case; the case's ratio
+ * is to their mean. A shared virtual machine's speed drifts by tens of percent within a
+ * minute: a ratio to a baseline measured a minute earlier measured the drift as much as the code.
+ */
+const BASE_SLICE = num('BENCH_BASE_SLICE', 5);
 const CONNECTIONS = Math.trunc(num('BENCH_CONNECTIONS', 50));
 /** '1': CPU profile + counters per case; 'counters': event-loop utilisation + SQLite counters only. */
 const PROFILE_MODE = process.env.BENCH_PROFILE ?? '';
@@ -184,6 +190,8 @@ interface CaseReport {
   readonly requestsPerSecond: number;
   readonly latencyMs: LoadResult['latencyMs'];
   readonly ratioToBaseline: number | null;
+  /** The baseline's req/s right before and right after this case (the ratio's denominator is their mean). */
+  readonly adjacentBaseline?: { readonly before: number; readonly after: number; readonly mean: number };
   readonly errors: number;
   readonly errorDetail: Omit<LoadResult, 'requestsPerSecond' | 'latencyMs' | 'errors'>;
   readonly warmup: { readonly requestsPerSecond: number; readonly errors: number };
@@ -417,7 +425,10 @@ async function main(): Promise<void> {
       };
     });
     reports.push(base);
-    const baseRps = base.requestsPerSecond;
+    /** The baseline again, for BASE_SLICE seconds, on the first instance: a case's denominator. */
+    const adjacentBaseline = async (): Promise<number> =>
+      (await runLoad({ ...baseSpec, durationSeconds: BASE_SLICE })).requestsPerSecond;
+    const withMean = (before: number, after: number) => ({ before, after, mean: (before + after) / 2 });
 
     for (const c of selected) {
       const body = JSON.stringify(c.body);
@@ -444,6 +455,7 @@ async function main(): Promise<void> {
         process.stderr.write(
           `${c.name}: warm-up ${warm.requestsPerSecond.toFixed(0)} req/s; minted ${pooled} assertions in ${mintMs.toFixed(0)} ms; run ${DURATION}s...\n`,
         );
+        const baseBefore = await adjacentBaseline();
         const before = await scrape(running.base);
         const cpu0 = threadCpu(running.pid);
         const sys0 = systemCpu();
@@ -453,6 +465,7 @@ async function main(): Promise<void> {
         const cpu = cpuDelta(cpu0, threadCpu(running.pid));
         const sys = systemCpu();
         const after = await scrape(running.base);
+        const adjacent = withMean(baseBefore, await adjacentBaseline());
         const stages = stageDeltas(before, after);
         const stageSum = STAGES.reduce((sum, s) => sum + (stages[s].meanMs ?? 0), 0);
         const { requestsPerSecond, latencyMs, errors, ...rest } = load;
@@ -461,7 +474,8 @@ async function main(): Promise<void> {
           title: c.title,
           requestsPerSecond,
           latencyMs,
-          ratioToBaseline: requestsPerSecond / baseRps,
+          ratioToBaseline: requestsPerSecond / adjacent.mean,
+          adjacentBaseline: adjacent,
           errors,
           errorDetail: rest,
           warmup: { requestsPerSecond: warm.requestsPerSecond, errors: warm.errors },
@@ -511,12 +525,14 @@ async function main(): Promise<void> {
         const pooled =
           Math.ceil(Math.max(warm.requestsPerSecond, 500) * DURATION * 2) + 2 * CONNECTIONS + 1000;
         const mintMs = pool.fill(pooled);
+        const baseBefore = await adjacentBaseline();
         const sys0 = systemCpu();
         const cpuA = threadCpu(running.pid);
         const cpuB = threadCpu(other.pid);
         const load = await runSplit(specs.map((x) => ({ ...x, durationSeconds: DURATION })));
         const a = cpuDelta(cpuA, threadCpu(running.pid));
         const b = cpuDelta(cpuB, threadCpu(other.pid));
+        const adjacent = withMean(baseBefore, await adjacentBaseline());
         const cpu = a && b ? { main: a.main + b.main, others: a.others + b.others } : null;
         const sys = systemCpu();
         const { requestsPerSecond, latencyMs, errors, ...rest } = load;
@@ -525,7 +541,8 @@ async function main(): Promise<void> {
           title: 'auto-allow on two instances (connections split between them)',
           requestsPerSecond,
           latencyMs,
-          ratioToBaseline: requestsPerSecond / baseRps,
+          ratioToBaseline: requestsPerSecond / adjacent.mean,
+          adjacentBaseline: adjacent,
           errors,
           errorDetail: rest,
           warmup: { requestsPerSecond: warm.requestsPerSecond, errors: warm.errors },
@@ -552,6 +569,7 @@ async function main(): Promise<void> {
       fmt(r.latencyMs.p99),
       fmt(r.latencyMs.mean),
       r.ratioToBaseline === null ? '—' : `${(r.ratioToBaseline * 100).toFixed(1)}%`,
+      r.adjacentBaseline ? r.adjacentBaseline.mean.toFixed(0) : '—',
       String(r.errors),
       fmt(r.serverCpu.mainThreadUtilisation === null ? null : r.serverCpu.mainThreadUtilisation * 100, 0),
       fmt(r.serverCpu.mainThreadUsPerRequest, 0),
@@ -576,6 +594,7 @@ async function main(): Promise<void> {
           'p99 ms',
           'mean ms',
           'vs base',
+          'base adj',
           'errors',
           'srv main %',
           'main us/req',
@@ -584,6 +603,9 @@ async function main(): Promise<void> {
         ],
         rows,
       ),
+    );
+    out.push(
+      `vs base: a case's req/s over "base adj", the mean of the baseline's req/s in ${BASE_SLICE}s runs right before and right after it.`,
     );
     out.push('');
     out.push(
