@@ -426,8 +426,12 @@ async function main(): Promise<void> {
     });
     reports.push(base);
     /** The baseline again, for BASE_SLICE seconds, on the first instance: a case's denominator. */
-    const adjacentBaseline = async (): Promise<number> =>
-      (await runLoad({ ...baseSpec, durationSeconds: BASE_SLICE })).requestsPerSecond;
+    const sliceProblems: string[] = [];
+    const adjacentBaseline = async (): Promise<number> => {
+      const slice = await runLoad({ ...baseSpec, durationSeconds: BASE_SLICE });
+      if (slice.errors > 0) sliceProblems.push(`a baseline slice had ${slice.errors} errors`);
+      return slice.requestsPerSecond;
+    };
     const withMean = (before: number, after: number) => ({ before, after, mean: (before + after) / 2 });
 
     for (const c of selected) {
@@ -676,6 +680,16 @@ async function main(): Promise<void> {
     if (dry.length > 0)
       out.push(
         `\nWARNING: the assertion pool ran dry in ${dry.map((r) => r.name).join(', ')}; the load generator signed during the run.`,
+      );
+    for (const problem of sliceProblems) out.push(`WARNING: ${problem}: the ratios around it are suspect.`);
+    for (const r of reports.filter(
+      (x) =>
+        x.adjacentBaseline &&
+        Math.max(x.adjacentBaseline.before, x.adjacentBaseline.after) >
+          1.5 * Math.min(x.adjacentBaseline.before, x.adjacentBaseline.after),
+    ))
+      out.push(
+        `NOTE: the baseline slices around ${r.name} differ by more than 1.5x (${r.adjacentBaseline!.before.toFixed(0)} and ${r.adjacentBaseline!.after.toFixed(0)} req/s): the machine's speed drifted during it.`,
       );
     for (const r of reports.filter((x) => x.errors > 0))
       out.push(

@@ -204,6 +204,9 @@ export class Writer {
       } catch (error) {
         this.#rollbackUnit();
         outcomes.push({ ok: false, error: encodeError(error) });
+        // ROLLBACK TO failed: SQLite already rolled the whole transaction back (disk full, I/O).
+        // Another SAVEPOINT would silently open a new transaction and its RELEASE commit it.
+        if (this.#batchError !== null) break;
       }
     }
     if (this.#batchError !== null) {
