@@ -87,6 +87,15 @@ describe('hostile JSON ingress', () => {
       });
     });
 
+    it('E4 an in-process Request whose Content-Length understates the body is still counted: 413', async () => {
+      // Behind Node's server the parser frames the body by Content-Length; a Request built in
+      // process (app.fetch embedded elsewhere) can claim anything, so its bytes are counted.
+      const big = padTo(rawBody(), LIMIT + 1);
+      const res = await post(big, { 'content-length': '10' });
+      expect(res.status).toBe(413);
+      expect((await refusal(res)).code).toBe('CS_BODY_TOO_LARGE');
+    });
+
     it('E4 D4 a 10 MB intent is refused with 413 CS_BODY_TOO_LARGE', async () => {
       await leavesNoTrace(async () => {
         const raw = rawBody('', '', JSON.stringify('A'.repeat(10 * 1024 * 1024)));

@@ -20,7 +20,10 @@ export function limitBody(
   const streaming = bodyLimit({ maxSize, onError });
   return async (c, next) => {
     const length = c.req.header('content-length');
-    if (length !== undefined && c.req.header('transfer-encoding') === undefined) {
+    // Only behind Node's HTTP server (c.env.incoming) does the header frame the body; a Request
+    // built in-process (app.request, another runtime) may carry any Content-Length it likes.
+    const framedByNode = (c.env as { incoming?: unknown } | undefined)?.incoming !== undefined;
+    if (framedByNode && length !== undefined && c.req.header('transfer-encoding') === undefined) {
       // Node refuses a malformed Content-Length before we run; anything else is refused here.
       if (!/^[0-9]{1,15}$/.test(length) || Number(length) > maxSize) return onError(c);
       return next();
@@ -46,7 +49,13 @@ export async function readJson<S extends z.ZodType>(
   if (!/^application\/json\b/i.test(type)) {
     throw new CountersignError('CS_BAD_JSON', 'Content-Type must be application/json');
   }
-  const raw = parseJsonBody(new Uint8Array(await c.req.arrayBuffer()));
+  const bytes = new Uint8Array(await c.req.arrayBuffer());
+  // Backstop: Hono's counting path trusts a Content-Length header too, and a Request built in
+  // process may understate it. Over Node's server this never fires (the parser frames the body).
+  if (bytes.byteLength > LIMITS.bodyBytes) {
+    throw new CountersignError('CS_BODY_TOO_LARGE', `body larger than ${LIMITS.bodyBytes} bytes`);
+  }
+  const raw = parseJsonBody(bytes);
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     const issues = parsed.error.issues
