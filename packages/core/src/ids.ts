@@ -12,9 +12,12 @@
  * Handles that must not be guessable (console challenges) use `randomId`.
  */
 
-/** A new time-ordered row id with a readable prefix: `req_…`, `lease_…`, `evt_…` (32 hex digits). */
-export function newRowId(prefix: string): string {
-  const time = Date.now().toString(16).padStart(12, '0');
+/**
+ * A new time-ordered row id with a readable prefix: `req_…`, `lease_…`, `evt_…` (32 hex
+ * digits). `nowMs` is the caller's wall clock (the domain reads no clock of its own).
+ */
+export function newRowId(prefix: string, nowMs: number): string {
+  const time = Math.trunc(nowMs).toString(16).padStart(12, '0');
   return `${prefix}_${time}${globalThis.crypto.randomUUID().replaceAll('-', '').slice(12)}`;
 }
 

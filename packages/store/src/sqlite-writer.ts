@@ -15,7 +15,7 @@ import { SqlTx } from './sql-store.js';
 import { openWriteConnection, SqliteExecutor, sqliteCompiler } from './sqlite-connection.js';
 import { encodeError, type FromWriter, type ToWriter, type WireOutcome } from './writer-protocol.js';
 
-const ids = { next: newRowId };
+const ids = { next: (prefix: string) => newRowId(prefix, Date.now()) };
 const compiler = sqliteCompiler();
 
 /** One database's write connection on the writer thread. */
