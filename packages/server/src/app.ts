@@ -432,9 +432,14 @@ export async function createServer(
 
   const app = new Hono();
   app.use('*', async (c, next) => {
-    await next();
-    if (!c.res.headers.has('Cache-Control')) c.header('Cache-Control', 'no-store');
+    // Prepared before the handler, so they go into the response it builds (a route may
+    // override Cache-Control: the JWKS is cacheable). Reading c.res afterwards made
+    // @hono/node-server materialise every response as a Web Response with a stream body
+    // instead of writing its string directly. A handler that returns a Response of its own
+    // (the credential proxy) sets these itself.
+    c.header('Cache-Control', 'no-store');
     c.header('X-Content-Type-Options', 'nosniff');
+    await next();
   });
   app.onError((error, c) => {
     const wire = toWireError(error);
