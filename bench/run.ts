@@ -25,6 +25,7 @@
  * processes to go quiet before starting), BENCH_QUIET_CORES (what counts as quiet, 0.15).
  */
 import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync, sign, verify } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, loadavg, setPriority, tmpdir, totalmem } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -305,6 +306,86 @@ function cpuReport(cpu: ThreadCpu | null, load: LoadResult) {
     mainThreadUsPerRequest: cpu && load.completed > 0 ? (cpu.main / load.completed) * 1e6 : null,
     otherThreadsUsPerRequest: cpu && load.completed > 0 ? (cpu.others / load.completed) * 1e6 : null,
   };
+}
+
+/** What the mandated work alone costs per request, measured in this run (see printFloor). */
+interface Floor {
+  readonly ed25519VerifyUs: number;
+  readonly ed25519SignUs: number;
+  /** Time inside better-sqlite3 (statements and COMMIT) for an allow's unit, bench/micro/store.ts. */
+  readonly storeUnitUs: number | null;
+}
+
+/**
+ * The cheapest Ed25519 Node has (node:crypto, synchronous: cheaper than the WebCrypto path jose
+ * takes) and the allow unit's SQLite time with none of our code around it: a lower bound on
+ * what any implementation of the issue's design pays per request on this machine.
+ */
+function measureFloor(): Floor {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const data = Buffer.alloc(320, 7);
+  const signature = sign(null, data, privateKey);
+  const cpuUs = (run: () => void, n: number) => {
+    for (let i = 0; i < 200; i++) run();
+    const c0 = process.cpuUsage();
+    for (let i = 0; i < n; i++) run();
+    const c = process.cpuUsage(c0);
+    return (c.user + c.system) / n;
+  };
+  const ed25519VerifyUs = cpuUs(() => verify(null, data, publicKey, signature), 3000);
+  const ed25519SignUs = cpuUs(() => sign(null, data, privateKey), 3000);
+  let storeUnitUs: number | null = null;
+  try {
+    const out = execFileSync(
+      process.execPath,
+      ['--import', 'tsx', join(REPO, 'bench', 'micro', 'store.ts'), '50', '3'],
+      { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    const m = /time inside better-sqlite3: ([\d.]+) us\/unit/.exec(out);
+    storeUnitUs = m ? Number(m[1]) : null;
+  } catch {
+    storeUnitUs = null;
+  }
+  return { ed25519VerifyUs, ed25519SignUs, storeUnitUs };
+}
+
+const allowReport = (reports: readonly CaseReport[]) => reports.find((r) => r.name === 'allow');
+
+/**
+ * The floor table: the mandated work of one allow (answering HTTP at all, verifying the
+ * agent's Ed25519 assertion, signing the Ed25519 access token, the fsync'd store unit) and the
+ * load generator's own CPU, each measured in this run, everything else counted as free. Its
+ * total bounds the req/s any implementation could reach on these cores, so the ratio it
+ * allows is the most the target could ever be met by here.
+ */
+function printFloor(floor: Floor, reports: readonly CaseReport[]): string[] {
+  const base = reports.find((r) => r.name === 'baseline');
+  const allow = allowReport(reports);
+  if (!base || !allow) return [];
+  const http = base.serverCpu.mainThreadUsPerRequest ?? 0;
+  const loader = allow.errorDetail.loaderCpuSeconds
+    ? (allow.errorDetail.loaderCpuSeconds * 1e6) / allow.errorDetail.completed
+    : 0;
+  const rows: Array<[string, number | null]> = [
+    ['answering HTTP at all (the baseline, server CPU)', http],
+    ['Ed25519 verify of the assertion (node:crypto, sync)', floor.ed25519VerifyUs],
+    ['Ed25519 sign of the access token (node:crypto, sync)', floor.ed25519SignUs],
+    ['SQLite statements + COMMIT of the unit (micro/store.ts)', floor.storeUnitUs],
+    ['the load generator, per allow (autocannon CPU)', loader],
+  ];
+  const total = rows.reduce((sum, [, us]) => sum + (us ?? 0), 0);
+  const cores = cpus().length;
+  const maxRps = (cores * 1e6) / total;
+  const denominator = allow.adjacentBaseline?.mean ?? base.requestsPerSecond;
+  return [
+    '',
+    'Floor of an allow: the work the design mandates, measured in this run, all of our own code counted as free:',
+    table(
+      ['component', 'us/request'],
+      [...rows.map(([name, us]) => [name, fmt(us, 0)]), ['total', fmt(total, 0)]],
+    ),
+    `=> at most ${maxRps.toFixed(0)} allows/s on ${cores} cores = ${((maxRps / denominator) * 100).toFixed(1)}% of base adj (${denominator.toFixed(0)} req/s); reached ${allow.requestsPerSecond.toFixed(0)} (${((allow.requestsPerSecond / maxRps) * 100).toFixed(0)}% of that bound).`,
+  ];
 }
 
 async function main(): Promise<void> {
@@ -633,7 +714,7 @@ async function main(): Promise<void> {
       '* remainder = client mean latency - (authentication + cedar + signing + commit): HTTP parse/write, body read,',
     );
     out.push(
-      '  momoa + zod, risk, catalog, digests, event-loop queueing outside the four stages, and loopback. Stage times are',
+      '  JSON checks + zod, risk, catalog, digests, event-loop queueing outside the four stages, and loopback. Stage times are',
     );
     out.push(
       '  wall time under 50-way concurrency, so they include waiting for the event loop; see bench/README.md.',
@@ -691,6 +772,8 @@ async function main(): Promise<void> {
       out.push(
         `NOTE: the baseline slices around ${r.name} differ by more than 1.5x (${r.adjacentBaseline!.before.toFixed(0)} and ${r.adjacentBaseline!.after.toFixed(0)} req/s): the machine's speed drifted during it.`,
       );
+    const floor = allowReport(reports) ? measureFloor() : null;
+    if (floor) out.push(...printFloor(floor, reports));
     for (const r of reports.filter((x) => x.errors > 0))
       out.push(
         `\nerrors in ${r.name}: ${JSON.stringify({ status: r.errorDetail.statusCodes, wrongOutcome: r.errorDetail.wrongOutcome, connection: r.errorDetail.connectionErrors, timeouts: r.errorDetail.timeouts, failures: r.failures })}`,
@@ -728,6 +811,7 @@ async function main(): Promise<void> {
       },
       cases: reports,
       targets: verdicts,
+      floor,
     };
     mkdirSync(dirname(OUT), { recursive: true });
     writeFileSync(OUT, `${JSON.stringify(json, null, 2)}\n`);
