@@ -25,10 +25,11 @@
  * processes to go quiet before starting), BENCH_QUIET_CORES (what counts as quiet, 0.15).
  */
 import { execFileSync } from 'node:child_process';
-import { generateKeyPairSync, sign, verify } from 'node:crypto';
+import { createHash, generateKeyPairSync, sign, verify } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, loadavg, setPriority, tmpdir, totalmem } from 'node:os';
 import { dirname, join, relative } from 'node:path';
+import { canonicalJson, chainEvent, requestDigestOfCanonical, useSha256 } from '@countersign/core';
 import { AssertionPool, readAgentKey } from './lib/assertions.js';
 import { type LoadResult, runLoad } from './lib/load.js';
 import {
@@ -313,6 +314,10 @@ function cpuReport(cpu: ThreadCpu | null, load: LoadResult) {
 interface Floor {
   readonly ed25519VerifyUs: number;
   readonly ed25519SignUs: number;
+  /** The request digest the issue mandates: JCS of the decision fields, then SHA-256. */
+  readonly requestDigestUs: number;
+  /** The audit chain the issue mandates for an allow's 3 events: JCS of each, then SHA-256. */
+  readonly auditChainUs: number;
   /** Time inside better-sqlite3 (statements and COMMIT) for an allow's unit, bench/micro/store.ts. */
   readonly storeUnitUs: number | null;
 }
@@ -335,6 +340,75 @@ function measureFloor(): Floor {
   };
   const ed25519VerifyUs = cpuUs(() => verify(null, data, publicKey, signature), 3000);
   const ed25519SignUs = cpuUs(() => sign(null, data, privateKey), 3000);
+  // As the server does: canonicalize's JCS, node:crypto's SHA-256, an allow's shapes and sizes.
+  useSha256((text) => createHash('sha256').update(text, 'utf8').digest('hex'));
+  const fields = {
+    agent: {
+      id: AGENT_ID,
+      owner: AGENT_OWNER,
+      boundary: 'acme',
+      environment: 'production',
+      trust_tier: 'standard',
+    },
+    action: 'read',
+    action_class: 'read',
+    resource: 'postgres://staging/app/orders',
+    resource_facts: {
+      sensitivity: 'internal',
+      environment: 'staging',
+      owner: 'app',
+      boundary: 'acme',
+      audience: 'postgres://staging/app',
+      issuer: 'access_token',
+      uncatalogued: false,
+    },
+    intent: { purpose: 'bench', task_id: 't1' },
+    context: {},
+    ttl_seconds: null,
+    effective_ttl_seconds: 900,
+    policy_version: `sha256:${'ab'.repeat(32)}`,
+    config_version: `sha256:${'cd'.repeat(32)}`,
+  };
+  const requestDigestUs = cpuUs(() => requestDigestOfCanonical(canonicalJson(fields)), 3000);
+  const digest = requestDigestOfCanonical(canonicalJson(fields));
+  const at = new Date().toISOString();
+  const events = [
+    {
+      type: 'access_request.received',
+      actor: { type: 'agent' as const, id: AGENT_ID },
+      requestId: 'req_0',
+      data: { agent_id: AGENT_ID, action: 'read', resource: fields.resource, task_id: 't1', digest },
+    },
+    {
+      type: 'access_request.decided',
+      actor: { type: 'system' as const, id: 'checkpoint' },
+      requestId: 'req_0',
+      data: {
+        outcome: 'allow',
+        determining_policies: ['read-internal'],
+        policy_version: fields.policy_version,
+        risk_score: 5,
+        error_code: null,
+      },
+    },
+    {
+      type: 'lease.issued',
+      actor: { type: 'system' as const, id: 'issuer:access_token' },
+      requestId: 'req_0',
+      data: {
+        lease_id: 'lease_0',
+        kind: 'access_token',
+        audience: 'postgres://staging/app',
+        fingerprint: `sha256:${'12'.repeat(32)}`,
+        expires_at: at,
+        task_id: 't1',
+      },
+    },
+  ];
+  const auditChainUs = cpuUs(() => {
+    let head: { seq: number; hash: string } | null = null;
+    for (const [i, event] of events.entries()) head = chainEvent(head, event, `evt_${i}`, at);
+  }, 3000);
   let storeUnitUs: number | null = null;
   try {
     const out = execFileSync(
@@ -347,7 +421,7 @@ function measureFloor(): Floor {
   } catch {
     storeUnitUs = null;
   }
-  return { ed25519VerifyUs, ed25519SignUs, storeUnitUs };
+  return { ed25519VerifyUs, ed25519SignUs, requestDigestUs, auditChainUs, storeUnitUs };
 }
 
 const allowReport = (reports: readonly CaseReport[]) => reports.find((r) => r.name === 'allow');
@@ -371,6 +445,8 @@ function printFloor(floor: Floor, reports: readonly CaseReport[]): string[] {
     ['answering HTTP at all (the baseline, server CPU)', http],
     ['Ed25519 verify of the assertion (node:crypto, sync)', floor.ed25519VerifyUs],
     ['Ed25519 sign of the access token (node:crypto, sync)', floor.ed25519SignUs],
+    ['request digest: JCS + SHA-256 of the decision fields', floor.requestDigestUs],
+    ['audit chain: JCS + SHA-256 of the 3 events', floor.auditChainUs],
     ['SQLite statements + COMMIT of the unit (micro/store.ts)', floor.storeUnitUs],
     ['the load generator, per allow (autocannon CPU)', loader],
   ];
