@@ -136,6 +136,9 @@ describe('credential proxy', () => {
     expect(JSON.stringify(seen)).not.toContain(token.split('.')[2]);
     // The upstream's hop-by-hop fields stay on its hop.
     expect(res.headers.get('x-upstream')).toBe('yes');
+    // Never cacheable, whatever the upstream said; never sniffed.
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
     expect(res.headers.get('x-hop')).toBeNull();
     expect(res.headers.get('connection')).toBeNull();
     // Basic and custom-header injection.

@@ -1,6 +1,6 @@
 /**
  * Every answer carries `X-Content-Type-Options: nosniff` and, unless the route says it may be
- * cached (the JWKS), `Cache-Control: no-store`: decisions and credentials must never sit in a
+ * cached (the JWKS) or streams (the console's SSE queue: `no-cache`), `Cache-Control: no-store`: decisions and credentials must never sit in a
  * shared cache (THREATS.md F-group, OWASP NHI2 secret leakage). Set once for the whole app;
  * checked here on success, refusal, error and not-found answers.
  */

@@ -92,6 +92,8 @@ export async function startUpstream(host = '127.0.0.1'): Promise<TestUpstream> {
         connection: 'close, x-hop',
         'x-hop': 'hop-value',
         'x-upstream': 'yes',
+        // The proxy must not let an answer fetched with an injected credential be cached.
+        'cache-control': 'public, max-age=3600',
       })
       .end(JSON.stringify({ method: req.method, url, headers, bytes }));
   };

@@ -17,7 +17,10 @@
  * digits). `nowMs` is the caller's wall clock (the domain reads no clock of its own).
  */
 export function newRowId(prefix: string, nowMs: number): string {
-  const time = Math.trunc(nowMs).toString(16).padStart(12, '0');
+  if (!Number.isSafeInteger(nowMs) || nowMs < 0 || nowMs >= 2 ** 48) {
+    throw new RangeError(`a row id needs a millisecond time in [0, 2^48), got ${nowMs}`);
+  }
+  const time = nowMs.toString(16).padStart(12, '0');
   return `${prefix}_${time}${globalThis.crypto.randomUUID().replaceAll('-', '').slice(12)}`;
 }
 

@@ -14,6 +14,10 @@ describe('ids', () => {
     expect(earlier[0]!.slice(4, 16)).toBe((1_796_000_000_000).toString(16).padStart(12, '0'));
   });
 
+  it('a time that would break the shape or the order is refused', () => {
+    for (const bad of [Number.NaN, -1, 1.5, 2 ** 48]) expect(() => newRowId('req', bad)).toThrow(RangeError);
+  });
+
   it('random ids are unguessable handles: 32 random hex digits', () => {
     const ids = Array.from({ length: 1000 }, () => randomId('chl'));
     for (const id of ids) expect(id).toMatch(/^chl_[0-9a-f]{32}$/);

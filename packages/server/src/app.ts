@@ -456,6 +456,8 @@ export async function createServer(
     }
     if (wire.status === 503) metrics.failClosed.inc({ code: wire.body.error.code });
     if (wire.body.error.code === 'CS_TOO_MANY_PENDING') metrics.pendingCapRefusals.inc();
+    // A route that made its answer cacheable and then failed must not make the error cacheable.
+    c.header('Cache-Control', 'no-store');
     return c.json(wire.body, wire.status);
   });
   app.notFound((c) => c.json({ error: { code: 'CS_NOT_FOUND', message: 'no such endpoint' } }, 404));

@@ -215,8 +215,9 @@ function respond(res: IncomingMessage, input: ForwardInput, target: URL, basePat
   const empty = input.method === 'HEAD' || status === 204 || status === 304;
   if (empty) res.resume();
   const body = empty ? null : (Readable.toWeb(res) as unknown as ReadableStream<Uint8Array>);
-  // A Response of our own skips the context's prepared headers (app.ts): set them here.
-  if (!headers.has('cache-control')) headers.set('cache-control', 'no-store');
+  // A Response of our own skips the context's prepared headers (app.ts): set them here. An
+  // answer fetched with an injected credential is never cacheable, whatever the upstream says.
+  headers.set('cache-control', 'no-store');
   headers.set('x-content-type-options', 'nosniff');
   return new Response(body, { status: status < 200 ? 502 : status, headers });
 }
