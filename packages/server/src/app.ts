@@ -10,6 +10,7 @@ import {
   CountersignError,
   type DomainContext,
   expireReviews,
+  newRowId,
   type PolicyEngine,
   ResourceCatalog,
   recordPolicyLoad,
@@ -184,7 +185,8 @@ export async function createServer(
         ? storeForMetrics.read((tx) => tx.countLeases({ status: 'revoke_pending', failing: true }))
         : 0,
   });
-  const ids = { next: newId };
+  // Row ids take their time from the Clock port, like every other time the domain records.
+  const ids = { next: (prefix: string) => newRowId(prefix, clock.now()) };
   // Files first: a failure here must not leave a database pool open behind it.
   const signingKey = await loadSigningKey(config.signingKeyFile);
   const catalog = ResourceCatalog.from(loadCatalogFile(config.catalogFile), 'urn:countersign:uncatalogued');
