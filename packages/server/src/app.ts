@@ -29,7 +29,7 @@ import { AgentIdentity } from './identity/agent-identity.js';
 import type { AgentAuthenticator } from './identity/authenticator.js';
 import { FederatedVerifier, type IssuerHealth } from './identity/federated.js';
 import { PrivateKeyJwtAuthenticator } from './identity/private-key-jwt.js';
-import { newId } from './ids.js';
+import { newRandomId } from './ids.js';
 import { InstanceEvents } from './instance-events.js';
 import { buildIssuers } from './issuers/build.js';
 import { receiptSigner } from './issuers/receipt.js';
@@ -360,7 +360,7 @@ export async function createServer(
     privateKeyJwt: new PrivateKeyJwtAuthenticator({ store: rawStore, clock, audience: config.issuer }),
     federated: config.trustedIssuers.map((t) => new FederatedVerifier(t, { store: rawStore, clock })),
   });
-  const reaper = createReaper({ ctx, metrics, log, instanceId: newId('reaper') });
+  const reaper = createReaper({ ctx, metrics, log, instanceId: newRandomId('reaper') });
   const deps: ServerDeps = {
     config,
     ctx,

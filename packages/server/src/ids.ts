@@ -1,10 +1,8 @@
-import { newRowId, randomId } from '@countersign/core';
+import { randomId } from '@countersign/core';
 
 /**
- * A new row id (`req_…`, `lease_…`, `msg_…`): time-ordered, see core's ids.ts for why.
- * Console handles that must not be guessable use `newRandomId`.
+ * A new unguessable handle (122 random bits): console challenges, reviewer ids, the reaper's
+ * instance id. Stored rows of the domain get time-ordered ids from the context's `ids`
+ * (core's `newRowId` with the Clock port's time; see core/src/ids.ts).
  */
-export const newId = (prefix: string): string => newRowId(prefix, Date.now());
-
-/** A new unguessable handle (122 random bits), for console challenges and reviewer ids. */
 export const newRandomId = randomId;

@@ -27,7 +27,7 @@ export {
   MAX_ASSERTION_LIFETIME_SECONDS,
   PrivateKeyJwtAuthenticator,
 } from './identity/private-key-jwt.js';
-export { newId } from './ids.js';
+export { newRandomId } from './ids.js';
 export {
   AUTHORIZATION_DETAILS_TYPE,
   accessTokenIssuer,
