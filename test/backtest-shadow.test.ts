@@ -88,17 +88,9 @@ describe('shadow mode and backtests', () => {
   });
 
   it('countersign policy backtest replays the recorded requests: the same changes, with examples', async () => {
-    const r = await cli([
-      'policy',
-      'backtest',
-      '--candidate',
-      candidateDir,
-      '--since',
-      '90d',
-      '--json',
-      '--dir',
-      h.home,
-    ]);
+    const backtest = (...format: string[]) =>
+      cli(['policy', 'backtest', '--candidate', candidateDir, '--since', '90d', ...format, '--dir', h.home]);
+    const r = await backtest('--json');
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout);
@@ -119,16 +111,7 @@ describe('shadow mode and backtests', () => {
       recorded_status: 'pending',
     });
 
-    const text = await cli([
-      'policy',
-      'backtest',
-      '--candidate',
-      candidateDir,
-      '--since',
-      '90d',
-      '--dir',
-      h.home,
-    ]);
+    const text = await backtest();
     expect(text.stdout).toContain('replayed 3 requests (0 skipped): 1 unchanged');
     expect(text.stdout).toMatch(
       /review -> allow\s+1\n\s+req_\S+ invoice-bot write postgres:\/\/prod\/billing\/invoices \[billing-oncall -> -\]/,

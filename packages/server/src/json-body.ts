@@ -74,7 +74,7 @@ function passesChecks(value: unknown, members: number): boolean {
 }
 
 /** The full check with momoa: throws the first offence in document order with its code. */
-function refuseWithMomoa(text: string): void {
+export function refuseWithMomoa(text: string): void {
   let ast: ReturnType<typeof parseAst>;
   try {
     ast = parseAst(text, { mode: 'json', ranges: false, tokens: false });

@@ -1,21 +1,10 @@
-import { DummyDriver, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { prepared } from '../src/prepared.js';
-import type { Database } from '../src/schema.js';
-import { sqliteCompiler } from '../src/sqlite-connection.js';
-
-const postgres = new Kysely<Database>({
-  dialect: {
-    createAdapter: () => new PostgresAdapter(),
-    createDriver: () => new DummyDriver(),
-    createIntrospector: (db) => new PostgresIntrospector(db),
-    createQueryCompiler: () => new PostgresQueryCompiler(),
-  },
-});
+import { postgresCompiler, sqliteCompiler } from './support/compilers.js';
 
 describe.each([
   ['sqlite', sqliteCompiler()],
-  ['postgres', postgres],
+  ['postgres', postgresCompiler()],
 ])('prepared statement shapes (%s)', (_name, db) => {
   it('gives the same SQL and parameters as compiling the query each time', () => {
     const rows = [

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runUnit, verifyAuditChain } from '@countersign/core';
 import Database from 'better-sqlite3';
-import { DummyDriver, Kysely, SqliteAdapter, SqliteIntrospector, SqliteQueryCompiler } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MIGRATIONS, SCHEMA_VERSION, SqliteStore } from '../src/index.js';
+import { sqliteCompiler } from './support/compilers.js';
 
 let n = 0;
 const ids = { next: (p: string) => `${p}_${process.pid}_${++n}` };
@@ -234,14 +234,7 @@ describe('SQLite adapter', () => {
 
   it('B13 migration 4 keeps existing agents and their keys, makes keys optional and binds each workload identity once', async () => {
     // A database as version 3 left it, with one key-registered agent.
-    const k = new Kysely<any>({
-      dialect: {
-        createAdapter: () => new SqliteAdapter(),
-        createDriver: () => new DummyDriver(),
-        createIntrospector: (db) => new SqliteIntrospector(db),
-        createQueryCompiler: () => new SqliteQueryCompiler(),
-      },
-    });
+    const k = sqliteCompiler();
     const db = new Database(file);
     for (const m of MIGRATIONS.filter((x) => x.version <= 3)) {
       for (const stmt of m.statements(k)) db.prepare(stmt.sql).run(...(stmt.parameters as unknown[]));
