@@ -310,6 +310,45 @@ function cpuReport(cpu: ThreadCpu | null, load: LoadResult) {
   };
 }
 
+/** The fields every case's report takes from its warm-up and measured load and the CPU read around it. */
+function loadFields(
+  warm: LoadResult,
+  load: LoadResult,
+  cpu: ThreadCpu | null,
+  sys0: SystemCpu | null,
+  sys: SystemCpu | null,
+) {
+  const { requestsPerSecond, latencyMs, errors, ...rest } = load;
+  return {
+    requestsPerSecond,
+    latencyMs,
+    errors,
+    errorDetail: rest,
+    warmup: { requestsPerSecond: warm.requestsPerSecond, errors: warm.errors },
+    serverCpu: cpuReport(cpu, load),
+    otherLoadCores: otherLoad(sys0, sys, cpu, load),
+  };
+}
+
+/** A decision case's ratio to its adjacent baseline slices, and its assertion pool's use. */
+function pooledFields(
+  load: LoadResult,
+  adjacent: { readonly before: number; readonly after: number; readonly mean: number },
+  pool: AssertionPool,
+  pooled: number,
+  mintMs: number,
+) {
+  return {
+    ratioToBaseline: load.requestsPerSecond / adjacent.mean,
+    adjacentBaseline: adjacent,
+    assertions: { pooled, used: pool.used, signedOnDemand: pool.signedOnDemand, mintMs },
+  };
+}
+
+/** The measured run's pool: twice the warm-up rate (at least 500/s) for DURATION, plus slack. */
+const measuredPool = (warm: LoadResult) =>
+  Math.ceil(Math.max(warm.requestsPerSecond, 500) * DURATION * 2) + 2 * CONNECTIONS + 1000;
+
 /** What the mandated work alone costs per request, measured in this run (see printFloor). */
 interface Floor {
   readonly ed25519VerifyUs: number;
@@ -583,18 +622,11 @@ async function main(): Promise<void> {
       );
       const cpu = cpuDelta(cpu0, threadCpu(running.pid));
       const sys = systemCpu();
-      const { requestsPerSecond, latencyMs, errors, ...rest } = load;
       return {
         name: 'baseline',
         title: 'bare Hono JSON (GET /healthz/live)',
-        requestsPerSecond,
-        latencyMs,
+        ...loadFields(warm, load, cpu, sys0, sys),
         ratioToBaseline: 1,
-        errors,
-        errorDetail: rest,
-        warmup: { requestsPerSecond: warm.requestsPerSecond, errors: warm.errors },
-        serverCpu: cpuReport(cpu, load),
-        otherLoadCores: otherLoad(sys0, sys, cpu, load),
         server: window ? serverWindow(window, load.completed) : null,
         attempts: 1,
       };
@@ -628,8 +660,7 @@ async function main(): Promise<void> {
         pool.fill(Math.ceil(WARMUP * 6000) + 2 * CONNECTIONS);
         process.stderr.write(`${c.name}: warm-up ${WARMUP}s...\n`);
         const warm = await runLoad({ ...spec, durationSeconds: WARMUP });
-        const pooled =
-          Math.ceil(Math.max(warm.requestsPerSecond, 500) * DURATION * 2) + 2 * CONNECTIONS + 1000;
+        const pooled = measuredPool(warm);
         const mintMs = pool.fill(pooled);
         process.stderr.write(
           `${c.name}: warm-up ${warm.requestsPerSecond.toFixed(0)} req/s; minted ${pooled} assertions in ${mintMs.toFixed(0)} ms; run ${DURATION}s...\n`,
@@ -647,24 +678,15 @@ async function main(): Promise<void> {
         const adjacent = withMean(baseBefore, await adjacentBaseline());
         const stages = stageDeltas(before, after);
         const stageSum = STAGES.reduce((sum, s) => sum + (stages[s].meanMs ?? 0), 0);
-        const { requestsPerSecond, latencyMs, errors, ...rest } = load;
         return {
           name: c.name,
           title: c.title,
-          requestsPerSecond,
-          latencyMs,
-          ratioToBaseline: requestsPerSecond / adjacent.mean,
-          adjacentBaseline: adjacent,
-          errors,
-          errorDetail: rest,
-          warmup: { requestsPerSecond: warm.requestsPerSecond, errors: warm.errors },
-          assertions: { pooled, used: pool.used, signedOnDemand: pool.signedOnDemand, mintMs },
+          ...loadFields(warm, load, cpu, sys0, sys),
+          ...pooledFields(load, adjacent, pool, pooled, mintMs),
           decisions: decisionDeltas(before, after),
           failures: failureDeltas(before, after),
-          serverCpu: cpuReport(cpu, load),
-          otherLoadCores: otherLoad(sys0, sys, cpu, load),
           server: window ? serverWindow(window, load.completed) : null,
-          stages: { stages, remainderMs: latencyMs.mean - stageSum, clientMeanMs: latencyMs.mean },
+          stages: { stages, remainderMs: load.latencyMs.mean - stageSum, clientMeanMs: load.latencyMs.mean },
           attempts: 1,
         };
       });
@@ -701,8 +723,7 @@ async function main(): Promise<void> {
         pool.fill(Math.ceil(WARMUP * 6000) + 2 * CONNECTIONS);
         process.stderr.write(`allow-2x: warm-up ${WARMUP}s on two instances...\n`);
         const warm = await runSplit(specs.map((x) => ({ ...x, durationSeconds: WARMUP })));
-        const pooled =
-          Math.ceil(Math.max(warm.requestsPerSecond, 500) * DURATION * 2) + 2 * CONNECTIONS + 1000;
+        const pooled = measuredPool(warm);
         const mintMs = pool.fill(pooled);
         const baseBefore = await adjacentBaseline();
         const sys0 = systemCpu();
@@ -712,22 +733,13 @@ async function main(): Promise<void> {
         const a = cpuDelta(cpuA, threadCpu(running.pid));
         const b = cpuDelta(cpuB, threadCpu(other.pid));
         const adjacent = withMean(baseBefore, await adjacentBaseline());
-        const cpu = a && b ? { main: a.main + b.main, others: a.others + b.others } : null;
+        const cpu: ThreadCpu | null = a && b ? { main: a.main + b.main, others: a.others + b.others } : null;
         const sys = systemCpu();
-        const { requestsPerSecond, latencyMs, errors, ...rest } = load;
         return {
           name: 'allow-2x',
           title: 'auto-allow on two instances (connections split between them)',
-          requestsPerSecond,
-          latencyMs,
-          ratioToBaseline: requestsPerSecond / adjacent.mean,
-          adjacentBaseline: adjacent,
-          errors,
-          errorDetail: rest,
-          warmup: { requestsPerSecond: warm.requestsPerSecond, errors: warm.errors },
-          assertions: { pooled, used: pool.used, signedOnDemand: pool.signedOnDemand, mintMs },
-          serverCpu: cpuReport(cpu as ThreadCpu | null, load),
-          otherLoadCores: otherLoad(sys0, sys, cpu as ThreadCpu | null, load),
+          ...loadFields(warm, load, cpu, sys0, sys),
+          ...pooledFields(load, adjacent, pool, pooled, mintMs),
           server: null,
           attempts: 1,
         };
