@@ -137,6 +137,17 @@ describe('no back door to approval (THREATS.md A13, A14)', () => {
   const all = readdirSync(join(ROOT, 'packages')).flatMap((name) => pkg(name));
   const uses = (needle: RegExp) =>
     all.filter((f) => needle.test(readFileSync(f, 'utf8'))).map((f) => relative(ROOT, f));
+  // The routes verify a step-up passkey through one helper: it must check the passkey is the
+  // reviewer's own (A10) and verify the assertion against the expected challenge.
+  const stepUpVerifies = (route: string) => {
+    const start = route.indexOf('async function verifyStepUp(');
+    const body = route.slice(start, route.indexOf('\n  }\n', start));
+    return (
+      start > 0 &&
+      body.includes('credential.reviewerId !== reviewerId') &&
+      body.includes('await verifyAssertion(response, expected, credential)')
+    );
+  };
 
   it('A13 only castVote turns a pending review into an allow, and only the passkey-verified decision route calls it', () => {
     expect(uses(/finishPendingRequest\([^)]*'allowed'/)).toEqual(['packages/core/src/usecases/cast-vote.ts']);
@@ -146,7 +157,8 @@ describe('no back door to approval (THREATS.md A13, A14)', () => {
     ]);
     const route = readFileSync(join(ROOT, 'packages/server/src/routes/console.ts'), 'utf8');
     // castVote runs right after the WebAuthn verification in the same handler.
-    const verify = route.lastIndexOf('await verifyAssertion(response, expected, credential)');
+    expect(stepUpVerifies(route)).toBe(true);
+    const verify = route.lastIndexOf('await verifyStepUp(reviewer.id, value.response, expected)');
     const vote = route.indexOf('await castVote(');
     expect(verify).toBeGreaterThan(0);
     expect(vote).toBeGreaterThan(verify);
@@ -162,7 +174,8 @@ describe('no back door to approval (THREATS.md A13, A14)', () => {
       'packages/server/src/routes/console.ts',
     ]);
     const route = readFileSync(join(ROOT, 'packages/server/src/routes/console.ts'), 'utf8');
-    const verify = route.indexOf('await verifyAssertion(response, expectedAdoption, credential)');
+    expect(stepUpVerifies(route)).toBe(true);
+    const verify = route.indexOf('await verifyStepUp(reviewer.id, value.response, expectedAdoption)');
     const adopt = route.indexOf('await adoptPolicy(');
     const write = route.indexOf('writeAdoptedPolicy(deps.config');
     expect(verify).toBeGreaterThan(0);

@@ -9,6 +9,7 @@ import {
   type AccessRequestRecord,
   adoptionChallenge,
   adoptPolicy,
+  type ChallengeRecord,
   CountersignError,
   castVote,
   decisionChallenge,
@@ -296,6 +297,48 @@ export function consoleRoutes(deps: ServerDeps): Hono {
     });
   }
 
+  /**
+   * Step-up, first half: a one-time challenge bound to one reviewer and one subject (a review
+   * and verdict, or a suggested policy), stored, and answered with the assertion options.
+   */
+  async function issueStepUp(
+    c: Context,
+    bound: Pick<ChallengeRecord, 'purpose' | 'reviewerId' | 'requestId' | 'verdict' | 'expiresAt'> & {
+      reviewerId: string;
+    },
+    challengeFor: (nonce: string) => Uint8Array,
+  ) {
+    const id = newRandomId('chl');
+    const nonce = randomBytes(16).toString('base64url');
+    const challenge = challengeFor(nonce);
+    const options = await reviewerAssertionOptions(bound.reviewerId, challenge);
+    await ctx.store.transaction((tx) =>
+      tx.insertChallenge({ id, ...bound, nonce, challenge: b64url(challenge), usedAt: null }),
+    );
+    return c.json({ options, challenge_id: id });
+  }
+
+  /**
+   * Step-up, second half: the passkey response verified against the challenge recomputed from
+   * stored state. A10: the passkey must be registered to THIS reviewer. Returns the assertion as
+   * the audited use case records it.
+   */
+  async function verifyStepUp(reviewerId: string, answer: Record<string, unknown>, expected: string) {
+    const response = answer as unknown as AuthenticationResponseJSON;
+    const credential =
+      typeof response.id === 'string'
+        ? await ctx.store.read((tx) => tx.getReviewerCredential(response.id))
+        : null;
+    if (!credential || credential.reviewerId !== reviewerId)
+      assertionInvalid('this passkey is not registered to you');
+    const verified = await verifyAssertion(response, expected, credential);
+    return {
+      credentialId: credential.id,
+      assertionHash: `sha256:${createHash('sha256').update(JSON.stringify(response)).digest('hex')}`,
+      counter: { from: credential.counter, to: verified.newCounter },
+    };
+  }
+
   app.post('/v1/console/logout', async (c) => {
     const { reviewer, tokenHash } = await requireReviewer(deps, c);
     await endReviewerSession({ ctx, input: { tokenHash, reviewerId: reviewer.id } });
@@ -466,33 +509,27 @@ export function consoleRoutes(deps: ServerDeps): Hono {
     const agent = await ctx.store.read((tx) => tx.getAgent(record.agentId));
     const why = ineligibility(reviewer, record, agent);
     if (why) throw new CountersignError('CS_NOT_ELIGIBLE', why);
-    const id = newRandomId('chl');
-    const nonce = randomBytes(16).toString('base64url');
     const expiresAt = Math.min(record.deadlineAt, now + CHALLENGE_TTL_SECONDS * 1000);
-    const challenge = decisionChallenge({
-      requestId: record.id,
-      requestDigest: record.digest,
-      policyVersion: record.decision.policyVersion,
-      verdict: value.verdict,
-      reviewerId: reviewer.id,
-      nonce,
-      expiresAt,
-    });
-    const options = await reviewerAssertionOptions(reviewer.id, challenge);
-    await ctx.store.transaction((tx) =>
-      tx.insertChallenge({
-        id,
+    return issueStepUp(
+      c,
+      {
         purpose: 'decision',
         reviewerId: reviewer.id,
         requestId: record.id,
         verdict: value.verdict,
-        nonce,
-        challenge: b64url(challenge),
         expiresAt,
-        usedAt: null,
-      }),
+      },
+      (nonce) =>
+        decisionChallenge({
+          requestId: record.id,
+          requestDigest: record.digest,
+          policyVersion: record.decision.policyVersion,
+          verdict: value.verdict,
+          reviewerId: reviewer.id,
+          nonce,
+          expiresAt,
+        }),
     );
-    return c.json({ options, challenge_id: id });
   });
 
   app.post('/v1/console/requests/:id/decision', jsonBodyLimit, async (c) => {
@@ -531,15 +568,7 @@ export function consoleRoutes(deps: ServerDeps): Hono {
         expiresAt: challenge.expiresAt,
       }),
     );
-    const response = value.response as unknown as AuthenticationResponseJSON;
-    const credential =
-      typeof response.id === 'string'
-        ? await ctx.store.read((tx) => tx.getReviewerCredential(response.id))
-        : null;
-    // A10: the passkey must be registered to THIS reviewer.
-    if (!credential || credential.reviewerId !== reviewer.id)
-      assertionInvalid('this passkey is not registered to you');
-    const verified = await verifyAssertion(response, expected, credential);
+    const assertion = await verifyStepUp(reviewer.id, value.response, expected);
     const result = await castVote({
       ctx,
       input: {
@@ -549,11 +578,7 @@ export function consoleRoutes(deps: ServerDeps): Hono {
         challengeId: challenge.id,
         requestDigest: record.digest,
         policyVersion: record.decision.policyVersion,
-        assertion: {
-          credentialId: credential.id,
-          assertionHash: `sha256:${createHash('sha256').update(JSON.stringify(response)).digest('hex')}`,
-          counter: { from: credential.counter, to: verified.newCounter },
-        },
+        assertion,
       },
     });
     return c.json({
@@ -607,32 +632,26 @@ export function consoleRoutes(deps: ServerDeps): Hono {
         'CS_POLICY_CHANGED',
         'the suggested text changed: reload it and read it again',
       );
-    const id = newRandomId('chl');
-    const nonce = randomBytes(16).toString('base64url');
     const expiresAt = ctx.clock.now() + CHALLENGE_TTL_SECONDS * 1000;
-    const challenge = adoptionChallenge({
-      policyId: found.policy.id,
-      textSha256: found.policy.textSha256,
-      activeVersion: ctx.policy().version,
-      reviewerId: reviewer.id,
-      nonce,
-      expiresAt,
-    });
-    const options = await reviewerAssertionOptions(reviewer.id, challenge);
-    await ctx.store.transaction((tx) =>
-      tx.insertChallenge({
-        id,
+    return issueStepUp(
+      c,
+      {
         purpose: 'adopt_policy',
         reviewerId: reviewer.id,
         requestId: found.policy.id,
         verdict: null,
-        nonce,
-        challenge: b64url(challenge),
         expiresAt,
-        usedAt: null,
-      }),
+      },
+      (nonce) =>
+        adoptionChallenge({
+          policyId: found.policy.id,
+          textSha256: found.policy.textSha256,
+          activeVersion: ctx.policy().version,
+          reviewerId: reviewer.id,
+          nonce,
+          expiresAt,
+        }),
     );
-    return c.json({ options, challenge_id: id });
   });
 
   app.post('/v1/console/suggestions/:id/adopt', jsonBodyLimit, async (c) => {
@@ -668,14 +687,7 @@ export function consoleRoutes(deps: ServerDeps): Hono {
         expiresAt: challenge.expiresAt,
       }),
     );
-    const response = value.response as unknown as AuthenticationResponseJSON;
-    const credential =
-      typeof response.id === 'string'
-        ? await ctx.store.read((tx) => tx.getReviewerCredential(response.id))
-        : null;
-    if (!credential || credential.reviewerId !== reviewer.id)
-      assertionInvalid('this passkey is not registered to you');
-    const verified = await verifyAssertion(response, expectedAdoption, credential);
+    const assertion = await verifyStepUp(reviewer.id, value.response, expectedAdoption);
     await adoptPolicy({
       ctx,
       input: {
@@ -691,11 +703,7 @@ export function consoleRoutes(deps: ServerDeps): Hono {
           replayed: found.evidence.replayed,
           previous_version: ctx.policy().version,
         },
-        assertion: {
-          credentialId: credential.id,
-          assertionHash: `sha256:${createHash('sha256').update(JSON.stringify(response)).digest('hex')}`,
-          counter: { from: credential.counter, to: verified.newCounter },
-        },
+        assertion,
       },
     });
     writeAdoptedPolicy(deps.config, found.policy);
