@@ -115,7 +115,7 @@ export function buildProgram(exit: { code: number }): Command {
       });
     });
 
-  const agent = program.command('agent').description('manage agents (acts on the local data directory)');
+  const agent = program.command('agent').description('manage agents (acts on the configured store)');
   agent
     .command('add <id>')
     .description(
@@ -227,7 +227,7 @@ export function buildProgram(exit: { code: number }): Command {
 
   const reviewer = program
     .command('reviewer')
-    .description('manage human reviewers (acts on the local data directory)');
+    .description('manage human reviewers (acts on the configured store)');
   reviewer
     .command('invite <email>')
     .description('print a one-time enrollment link (24 h) for a reviewer in the given groups')
@@ -264,7 +264,7 @@ export function buildProgram(exit: { code: number }): Command {
       process.stdout.write(`removed ${email}\n`);
     });
 
-  const lease = program.command('lease').description('leases (acts on the local data directory)');
+  const lease = program.command('lease').description('leases (acts on the configured store)');
   lease
     .command('list')
     .description('list leases, newest first: kind, state, agent, task, resource, revocation attempts')
@@ -322,7 +322,7 @@ export function buildProgram(exit: { code: number }): Command {
 
   const secret = program
     .command('secret')
-    .description('sealed secrets (acts on the local data directory; prefer the credential proxy)');
+    .description('sealed secrets (acts on the configured store; prefer the credential proxy)');
   secret
     .command('put <name>')
     .description('seal the value read from stdin as secret://<name> (a new version when it exists)')
